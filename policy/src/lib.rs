@@ -1,0 +1,11 @@
+//! Warden's policy: everything the device decides from data, with no I/O of its own.
+//!
+//! - [`manifest`]: Azure Sphere `app_manifest.json`, validated into typed capabilities.
+//! - [`json`] and [`diag`]: the strict, position-keeping JSON reader and the problem reports
+//!   every schema reader shares.
+#![forbid(unsafe_code)]
+
+pub mod diag;
+pub mod ids;
+pub mod json;
+pub mod manifest;
