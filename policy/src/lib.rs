@@ -6,6 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod diag;
+pub mod envelope;
 pub mod ids;
 pub mod json;
+pub mod keys;
 pub mod manifest;
+pub mod package;
+pub mod rollback;
+pub mod trust;
