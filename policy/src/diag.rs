@@ -227,18 +227,19 @@ impl<'v> Fields<'v> {
     }
 }
 
-/// The known key closest to `key`: same letters ignoring case, or one edit away.
+/// The known key closest to `key`: the same letters ignoring case, then at most two edits
+/// away, then a known key that starts with it (`Wifi` → `WifiConfig`).
 fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    known
-        .iter()
-        .copied()
-        .find(|k| k.eq_ignore_ascii_case(key))
-        .or_else(|| {
-            known
-                .iter()
-                .copied()
-                .find(|k| edit_distance(&k.to_ascii_lowercase(), &key.to_ascii_lowercase()) <= 2)
-        })
+    let lower = key.to_ascii_lowercase();
+    let find = |pred: &dyn Fn(&str) -> bool| {
+        known
+            .iter()
+            .copied()
+            .find(|k| pred(&k.to_ascii_lowercase()))
+    };
+    find(&|k| k == lower)
+        .or_else(|| find(&|k| edit_distance(k, &lower) <= 2))
+        .or_else(|| find(&|k| lower.len() >= 3 && k.starts_with(&lower)))
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -357,6 +358,7 @@ mod tests {
             Some("AllowedConnections")
         );
         assert_eq!(suggestion("Bluetooth", &known), None);
+        assert_eq!(suggestion("allowed", &known), Some("AllowedConnections"));
     }
 
     #[test]

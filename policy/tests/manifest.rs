@@ -550,6 +550,12 @@ fn all_problems_are_reported_in_one_pass() {
             "Extra"
         ]
     );
+    let wifi = err
+        .report
+        .errors()
+        .find(|p| p.path == "Capabilities.Wifi")
+        .unwrap();
+    assert!(wifi.message.contains("did you mean `WifiConfig`"), "{wifi}");
     let shown = err.to_string();
     assert!(
         shown.contains("app_manifest.json:2:20: error: SchemaVersion:"),

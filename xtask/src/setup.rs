@@ -1,0 +1,101 @@
+//! Installs what a fresh machine lacks, so `cargo xtask test` and `cargo xtask demo` are the only
+//! set-up a developer or CI needs. Each step checks first and does nothing when the tool is there.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Rust targets the guests and firmware are built for.
+const RUST_TARGETS: &[&str] = &["wasm32-wasip2"];
+
+/// cargo-fuzz, pinned so a new release cannot change what CI runs.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+pub(crate) fn ensure_tools(root: &Path) -> Result<()> {
+    ensure_rust_targets(root)?;
+    ensure_cargo_fuzz()?;
+    ensure_commands(&[("openssl", "openssl"), ("sha256sum", "coreutils")])
+}
+
+/// Adds the Rust targets to the pinned toolchain (rustup reads `rust-toolchain.toml` from `root`).
+pub(crate) fn ensure_rust_targets(root: &Path) -> Result<()> {
+    let installed = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to add the wasm32 targets")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    for target in RUST_TARGETS {
+        if installed.lines().any(|l| l.trim() == *target) {
+            continue;
+        }
+        println!("==> adding Rust target {target}");
+        let status = Command::new("rustup")
+            .current_dir(root)
+            .args(["target", "add", target])
+            .status()?;
+        if !status.success() {
+            bail!(
+                "`rustup target add {target}` failed; see docs/guides/toolchains.md for the \
+                 Debian rustc-web -Zbuild-std fallback"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ensure_cargo_fuzz() -> Result<()> {
+    let ok = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Ok(());
+    }
+    println!("==> installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    let status = Command::new("cargo")
+        .args([
+            "install",
+            "--locked",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("installing cargo-fuzz failed");
+    }
+    Ok(())
+}
+
+/// Installs Debian packages for commands that are missing.
+fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = commands
+        .iter()
+        .filter(|(cmd, _)| !command_exists(cmd))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("==> installing Debian packages: {}", missing.join(" "));
+    let update = Command::new("apt-get").args(["update", "-q"]).status()?;
+    if !update.success() {
+        bail!("apt-get update failed");
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .status()?;
+    if !status.success() {
+        bail!("apt-get install {} failed", missing.join(" "));
+    }
+    Ok(())
+}
+
+pub(crate) fn command_exists(cmd: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join(cmd).is_file())
+    })
+}
