@@ -1,6 +1,10 @@
 //! End-to-end tests of the `warden` binary: keys, trust files, unlock tokens, packing and
 //! verifying, run as a user would run them.
 
+// Helpers outside `#[test]` functions are not covered by clippy's test exemption; a failing
+// helper should panic the test that called it.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
