@@ -168,8 +168,23 @@ fn pack(
         hex::encode(summary.header_sha256)
     ));
     print_payloads(h);
+    print_warnings(&args.manifest.display().to_string(), &manifest);
     Ok(())
 }
+
+/// Manifest warnings do not refuse a package, but the developer should see them.
+fn print_warnings(source: &str, manifest: &Manifest) {
+    for p in &manifest.warnings {
+        output::line(format_args!("{source}:{p}"));
+    }
+}
+
+fn warnings_json(manifest: &Manifest) -> Vec<String> {
+    manifest.warnings.iter().map(|p| p.to_string()).collect()
+}
+
+/// The in-package manifest's name in messages.
+const PACKAGED_MANIFEST: &str = "app_manifest.json (in package)";
 
 fn print_payloads(h: &PackageHeader) {
     output::line(format_args!("  entry format  {}", h.entry_format));
@@ -238,6 +253,7 @@ fn verified_json(path: &Path, v: &VerifiedPackage) -> serde_json::Value {
         "total_len": v.total_len(),
         "payloads": h.payloads,
         "rollback": v.rollback_record(),
+        "manifest_warnings": warnings_json(v.manifest()),
     })
 }
 
@@ -266,6 +282,7 @@ fn print_verified(path: &Path, v: &VerifiedPackage) {
         hex::encode(v.header_sha256())
     ));
     print_payloads(h);
+    print_warnings(PACKAGED_MANIFEST, v.manifest());
 }
 
 pub(crate) fn verify(args: &VerifyArgs, kind: Kind) -> anyhow::Result<()> {
@@ -310,6 +327,9 @@ pub(crate) fn inspect(args: &InspectArgs, kind: Kind) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read package {}", args.package.display()))?;
     check_kind(&args.package, p.kind, kind)?;
     let h = &p.header;
+    // `inspect_unverified` already checked that the manifest parses; this is for its warnings.
+    let manifest = Manifest::parse(PACKAGED_MANIFEST, h.manifest.as_bytes())
+        .with_context(|| format!("cannot read the manifest in {}", args.package.display()))?;
     if args.json {
         output::json(&json!({
             "signature_verified": false,
@@ -324,6 +344,7 @@ pub(crate) fn inspect(args: &InspectArgs, kind: Kind) -> anyhow::Result<()> {
             "header_sha256": hex::encode(p.header_sha256),
             "payloads": h.payloads,
             "manifest": h.manifest,
+            "manifest_warnings": warnings_json(&manifest),
         }));
         return Ok(());
     }
@@ -347,5 +368,6 @@ pub(crate) fn inspect(args: &InspectArgs, kind: Kind) -> anyhow::Result<()> {
         hex::encode(p.header_sha256)
     ));
     print_payloads(h);
+    print_warnings(PACKAGED_MANIFEST, &manifest);
     Ok(())
 }

@@ -803,6 +803,46 @@ fn pack_checks_its_inputs() {
     );
     assert!(err.contains("cannot read private key app.pub.pem"), "{err}");
 
+    // Manifest warnings do not refuse a package, but are shown.
+    let text = fs::read_to_string(d.join("app_manifest.json")).unwrap();
+    fs::write(
+        d.join("warn.json"),
+        text.replacen('{', "{\"MallocVersion\": 1, ", 1),
+    )
+    .unwrap();
+    let out = ok(
+        d,
+        &[
+            "app",
+            "pack",
+            "--manifest",
+            "warn.json",
+            "--wasm",
+            "app.wasm",
+            "--key",
+            "app.key.pem",
+            "--version",
+            "1",
+            "-o",
+            "w.wpkg",
+        ],
+    );
+    assert!(
+        out.contains("warn.json:1:19: warning: MallocVersion: has no effect"),
+        "{out}"
+    );
+    let v = json(
+        d,
+        &["app", "verify", "w.wpkg", "--trust", "trust.json", "--json"],
+    );
+    assert!(
+        v["manifest_warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("MallocVersion"),
+        "{v}"
+    );
+
     pack(d, "app.key.pem", "1", "a.wpkg");
     let err = fails(
         d,
