@@ -5,9 +5,12 @@
 //!   every schema reader shares.
 #![forbid(unsafe_code)]
 
+pub mod board;
 pub mod diag;
+pub mod hwdef;
 pub mod envelope;
 pub mod ids;
+pub mod install;
 pub mod json;
 pub mod keys;
 pub mod manifest;
