@@ -162,16 +162,14 @@ fn read_metadata(report: &mut Report, path: &Path, v: &Value) {
         "Type",
         v.pos,
         "must be `Azure Sphere Hardware Definition`",
-    ) {
-        if let Some(text) = diag::expect_str(report, &path.key("Type"), t)
-            && text != METADATA_TYPE
-        {
-            report.error(
-                &path.key("Type"),
-                Some(t.pos),
-                format!("`{text}` is not a hardware definition: expected `{METADATA_TYPE}`"),
-            );
-        }
+    ) && let Some(text) = diag::expect_str(report, &path.key("Type"), t)
+        && text != METADATA_TYPE
+    {
+        report.error(
+            &path.key("Type"),
+            Some(t.pos),
+            format!("`{text}` is not a hardware definition: expected `{METADATA_TYPE}`"),
+        );
     }
     if let Some(version) = fields.require(report, "Version", v.pos, "must be 1") {
         let p = path.key("Version");

@@ -713,7 +713,7 @@ fn json_path(text: &str) -> Path {
             path = path.key(key);
         }
         for index in indices.split('[') {
-            if let Some(n) = index.trim_end_matches(']').parse::<usize>().ok() {
+            if let Ok(n) = index.trim_end_matches(']').parse::<usize>() {
                 path = path.index(n);
             }
         }
