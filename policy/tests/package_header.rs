@@ -1,6 +1,10 @@
 //! What is checked after the signature: a correctly signed header that breaks a rule is still
 //! refused, with a message naming the rule. And what `pack` refuses to build.
 
+// Helpers outside `#[test]` functions are not covered by clippy's test exemption; a failing
+// helper should panic the test that called it.
+#![allow(clippy::unwrap_used)]
+
 mod package_fixtures;
 
 use package_fixtures::{
@@ -53,11 +57,14 @@ fn the_raw_writer_agrees_with_pack() {
     verify_raw(&keys, 1, &app_header(&entry), &entry).unwrap();
 }
 
+/// A change to a valid header.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn signed_but_malformed_headers_are_refused() {
     let keys = Keys::new();
     let entry = wasm_module(b"x");
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         ("unknown field `extra`", Box::new(|h| h["extra"] = json!(1))),
         (
             "unknown field `mode`",
