@@ -1,1 +1,109 @@
-fn main() {}
+//! Developer workflows, so the README needs two commands and CI needs one:
+//!
+//! - `cargo xtask demo [--once]` — the main job: build the sample app, make development keys and
+//!   a trust store, pack, sign, inspect and verify it, show a tampered copy refused, and resolve
+//!   its manifest against the simulated board.
+//! - `cargo xtask test` — everything CI checks: formatting, clippy, every test, the demo, and a
+//!   short fuzzing pass. Installs what a fresh machine lacks first.
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run fuzz targets for a bounded time.
+//! - `cargo xtask bench` — measure and write `docs/benchmarks.md`.
+#![forbid(unsafe_code)]
+// A developer tool: its output is the product.
+#![allow(clippy::print_stdout)]
+
+mod bench;
+mod demo;
+mod fuzz;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root()?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root, &args[1..]),
+        Some("demo") => demo::run(&root, &args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("bench") => {
+            setup::ensure_tools(&root)?;
+            bench::run(&root)
+        }
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench                measure and write docs/benchmarks.md"
+            );
+            bail!("no command given")
+        }
+    }
+}
+
+/// What CI runs: every check, in the order that fails fastest.
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    let fuzz_seconds: u64 = match args {
+        [] => 10,
+        [flag, n] if flag == "--fuzz-seconds" => n.parse().context("--fuzz-seconds N")?,
+        _ => bail!("usage: cargo xtask test [--fuzz-seconds N]"),
+    };
+    setup::ensure_tools(root)?;
+    step("formatting", cargo(root).args(["fmt", "--all", "--check"]))?;
+    step(
+        "clippy",
+        cargo(root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step("tests", cargo(root).args(["test", "--workspace", "--locked"]))?;
+    demo::run(root, &["--once".to_owned()])?;
+    if fuzz_seconds > 0 {
+        fuzz::run(root, &["--seconds".to_owned(), fuzz_seconds.to_string()])?;
+    }
+    println!("\nxtask test: every check passed");
+    Ok(())
+}
+
+/// The repository root: the parent of this crate's directory.
+fn repo_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+/// `cargo` run from the repository root, with the toolchain the root pins.
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+/// Runs one named step and fails with its name if it fails.
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    println!("\n==> {name}: {}", render(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("{name}: could not start {}", render(cmd)))?;
+    if !status.success() {
+        bail!("{name} failed ({status}): {}", render(cmd));
+    }
+    Ok(())
+}
+
+fn render(cmd: &Command) -> String {
+    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&arg.to_string_lossy());
+    }
+    out
+}
