@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::{cargo, step};
 
 /// Every fuzz target, one per parser of untrusted input.
-pub(crate) const TARGETS: &[&str] = &["json", "manifest", "hwdef", "board", "package"];
+pub(crate) const TARGETS: &[&str] = &["json", "manifest", "hwdef", "board", "package", "trust"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut seconds = 60u64;
@@ -59,10 +59,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn tempdir(target: &str) -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "warden-fuzz-{target}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("warden-fuzz-{target}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
