@@ -33,6 +33,9 @@ enum Command {
     /// Pack, inspect and verify real-time core firmware packages.
     #[command(subcommand)]
     Rtcore(RtcoreCommand),
+    /// Check hardware definitions and board files, and resolve a manifest against them.
+    #[command(subcommand)]
+    Hwdef(crate::hwdef_cmd::HwdefCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,5 +282,6 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Rtcore(RtcoreCommand::Pack(a)) => package_cmd::pack_rtcore(&a),
         Command::Rtcore(RtcoreCommand::Inspect(a)) => package_cmd::inspect(&a, Kind::Rtcore),
         Command::Rtcore(RtcoreCommand::Verify(a)) => package_cmd::verify(&a, Kind::Rtcore),
+        Command::Hwdef(cmd) => crate::hwdef_cmd::run(&cmd),
     }
 }

@@ -1,5 +1,5 @@
 //! The `warden` command line: OEM and developer tooling for keys, trust stores, development
-//! unlock tokens, and signed app and real-time core packages.
+//! unlock tokens, signed app and real-time core packages, and hardware-definition checks.
 //!
 //! `main.rs` only calls [`run`]. Each command group lives in its own module; every file the
 //! tool writes goes through [`files`] (atomic, no-clobber unless `--force`, private keys 0600),
@@ -8,6 +8,7 @@
 
 mod cli;
 mod files;
+mod hwdef_cmd;
 mod keys_cmd;
 mod output;
 mod package_cmd;

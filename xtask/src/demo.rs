@@ -31,7 +31,13 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     step(
         "build the sample app (Rust -> wasm32-wasip2 component)",
         cargo(root)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(root.join(SAMPLE).join("Cargo.toml"))
             .arg("--target-dir")
             .arg(&guest_target),
@@ -83,7 +89,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         c.args(["app", "inspect"]).arg(&package);
     })?;
     warden.ok("verify it against the trust store", |c| {
-        c.args(["app", "verify"]).arg(&package).arg("--trust").arg(&trust);
+        c.args(["app", "verify"])
+            .arg(&package)
+            .arg("--trust")
+            .arg(&trust);
     })?;
 
     let tampered = dir.join("hello-1-tampered.wpkg");
@@ -92,15 +101,21 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     bytes[last] ^= 0x01;
     std::fs::write(&tampered, &bytes)?;
     warden.refused("a copy with one payload bit flipped is refused", |c| {
-        c.args(["app", "verify"]).arg(&tampered).arg("--trust").arg(&trust);
+        c.args(["app", "verify"])
+            .arg(&tampered)
+            .arg("--trust")
+            .arg(&trust);
     })?;
 
-    warden.ok("resolve the manifest's $NAMEs on the simulated board", |c| {
-        c.args(["hwdef", "check"])
-            .arg(root.join(BOARD))
-            .arg("--manifest")
-            .arg(&manifest);
-    })?;
+    warden.ok(
+        "resolve the manifest's $NAMEs on the simulated board",
+        |c| {
+            c.args(["hwdef", "check"])
+                .arg(root.join(BOARD))
+                .arg("--manifest")
+                .arg(&manifest);
+        },
+    )?;
 
     println!("\ndemo: every step behaved as expected");
     Ok(())

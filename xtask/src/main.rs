@@ -62,7 +62,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             "warnings",
         ]),
     )?;
-    step("tests", cargo(root).args(["test", "--workspace", "--locked"]))?;
+    step(
+        "tests",
+        cargo(root).args(["test", "--workspace", "--locked"]),
+    )?;
     demo::run(root, &["--once".to_owned()])?;
     if fuzz_seconds > 0 {
         fuzz::run(root, &["--seconds".to_owned(), fuzz_seconds.to_string()])?;

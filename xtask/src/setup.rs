@@ -95,7 +95,6 @@ fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
 }
 
 pub(crate) fn command_exists(cmd: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(cmd).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(cmd).is_file()))
 }
