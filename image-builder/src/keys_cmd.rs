@@ -31,6 +31,18 @@ pub(crate) fn new(args: &KeysNewArgs) -> anyhow::Result<()> {
             dir.clone().unwrap_or_else(|| PathBuf::from(".")).join(name)
         }
     };
+    // A key directory is private: create it (0700) if it does not exist yet.
+    if let Some(dir) = stem
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create key directory {}", dir.display()))?;
+    }
     let private_path = with_suffix(&stem, ".key.pem");
     let public_path = with_suffix(&stem, ".pub.pem");
     // Check both before generating anything, so a refusal leaves no half-made pair.

@@ -871,3 +871,17 @@ fn pack_checks_its_inputs() {
         "temporary file left behind"
     );
 }
+
+#[test]
+fn keys_new_creates_a_private_key_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(d, &["keys", "new", "--role", "app", "-o", "keys/dev"]);
+    let mode = fs::metadata(d.join("keys/dev"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    assert!(d.join("keys/dev/app.key.pem").is_file());
+}
