@@ -1,0 +1,164 @@
+//! The messages. Every type is strict (`deny_unknown_fields`): a supervisor and a worker of
+//! different builds fail loudly instead of misreading each other.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; both sides send it in their first message.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Supervisor → worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ToWorker {
+    /// Confine yourself. Attached: the app's storage directory, if `plan.storage`.
+    Confine(ConfinePlan),
+    /// Run the app. Attached, in order: the code (a sealed memfd or read-only file), stdout,
+    /// stderr.
+    Run(RunRequest),
+    /// Compile WebAssembly into a precompiled artefact. Attached: input (wasm), output.
+    Compile(CompileRequest),
+}
+
+/// Worker → supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FromWorker {
+    Confined(ConfinementReport),
+    Outcome(Outcome),
+    Compiled {
+        size: u64,
+        sha256: String,
+    },
+    /// The worker cannot go on; it exits right after saying so.
+    Failed {
+        stage: String,
+        message: String,
+    },
+}
+
+/// Which seccomp allow-list the worker installs last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeccompProfile {
+    /// Running an app without storage.
+    Worker,
+    /// Running an app with `MutableStorage`: adds the file-system calls on its directory.
+    WorkerStorage,
+    /// Compiling WebAssembly: no rights at all beyond its two descriptors.
+    Compiler,
+}
+
+/// Resource limits the worker sets on itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimits {
+    /// Most open descriptors.
+    pub nofile: u64,
+    /// Largest file the worker may write, in bytes (`RLIMIT_FSIZE`); `None`: unlimited.
+    pub fsize_bytes: Option<u64>,
+}
+
+/// How the worker confines itself: everything but the fixed order, which is code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfinePlan {
+    pub protocol: u32,
+    /// The app's component id, for messages.
+    pub app: String,
+    /// The app's own uid and gid; never 0.
+    pub uid: u32,
+    pub gid: u32,
+    pub rlimits: Rlimits,
+    /// A storage directory descriptor is attached, and landlock grants it (and only it).
+    pub storage: bool,
+    pub seccomp: SeccompProfile,
+}
+
+/// One confinement step and what it achieved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepReport {
+    /// The step's name, as numbered in `docs/sandbox.md`.
+    pub step: String,
+    /// What applied, e.g. "fully enforced (ABI 7)" or "RLIMIT_NOFILE=64".
+    pub detail: String,
+}
+
+/// What the worker achieved, step by step, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfinementReport {
+    pub protocol: u32,
+    pub steps: Vec<StepReport>,
+}
+
+/// The kind of code in a `Run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeKind {
+    /// A precompiled WebAssembly component (WASI 0.2 `wasi:cli/run`).
+    Component,
+    /// A precompiled WASI preview-1 command module (`_start`).
+    Module,
+}
+
+/// Run one app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub kind: CodeKind,
+    /// Lower-case hex SHA-256 the code's bytes must have; anything else is refused, not loaded.
+    pub code_sha256: String,
+    /// `argv[0]` first (the app's name), then the manifest's `CmdArgs`.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Most bytes of linear memory (and table elements' worth) the app may hold.
+    pub memory_limit_bytes: u64,
+    /// Longest the app may run WebAssembly without returning to the host.
+    pub watchdog_ms: u64,
+    /// `MutableStorage` quota; `None` when the app has no storage.
+    pub storage_quota_bytes: Option<u64>,
+}
+
+/// Compile WebAssembly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileRequest {
+    /// `None`: the host; otherwise a wasmtime target such as `pulley32`.
+    pub target: Option<String>,
+}
+
+/// One frame of a WebAssembly backtrace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frame {
+    pub module: Option<String>,
+    pub func_index: u32,
+    pub func_name: Option<String>,
+    pub offset: Option<u32>,
+}
+
+/// How an app's run ended, as the worker saw it. (Deaths the worker cannot report — SIGSYS
+/// from seccomp, SIGKILL from the kernel's OOM killer — the supervisor classifies from the
+/// exit status.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// The app returned or called `exit`.
+    Exited { code: i32 },
+    /// A WebAssembly trap (unreachable, out-of-bounds access, stack overflow, …).
+    Trapped {
+        trap: String,
+        message: String,
+        backtrace: Vec<Frame>,
+    },
+    /// The watchdog fired: the app ran WebAssembly longer than `watchdog_ms` without yielding.
+    Watchdog { watchdog_ms: u64 },
+    /// The app asked for memory beyond its limit and could not go on.
+    MemoryLimit {
+        limit_bytes: u64,
+        requested_bytes: u64,
+    },
+    /// The code was refused before any of it ran: wrong digest, foreign or damaged artefact.
+    LoadRefused { reason: String },
+}

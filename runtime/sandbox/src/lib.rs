@@ -1,0 +1,1 @@
+//! Worker spawning and confinement.

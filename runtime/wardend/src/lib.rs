@@ -1,0 +1,2 @@
+//! The Warden supervisor.
+#![forbid(unsafe_code)]

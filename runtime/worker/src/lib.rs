@@ -1,0 +1,1 @@
+//! The per-app worker.
