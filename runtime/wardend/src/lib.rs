@@ -1,2 +1,21 @@
-//! The Warden supervisor.
+//! `wardend`, the Warden supervisor: it owns the device state, installs verified packages,
+//! starts each app in its own confined worker, classifies how workers end into failure
+//! reports, and answers the control API.
+//!
+//! It never links wasmtime and never parses WebAssembly (decision 10 of the design brief): it
+//! hashes bytes, and hands them to confined workers.
 #![forbid(unsafe_code)]
+
+pub mod device;
+pub mod error;
+pub mod index;
+pub mod install;
+pub mod reports;
+pub mod state;
+
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,405 @@
+//! Installing a package: verify signature and trust → rollback rule → hardware resolution and
+//! ownership → code for this device (precompiled in a confined worker, or the signed artefact
+//! for this target) → atomic commit. The supervisor never parses WebAssembly: it hashes bytes
+//! and hands them to a confined compiler.
+
+use std::fs::File;
+use std::io::Read;
+
+use cap_std::fs::{Dir, OpenOptions};
+use sha2::{Digest, Sha256};
+use warden_ipc::CodeKind;
+use warden_policy::install::{Device, InstalledApp, ResolvedApp};
+use warden_policy::manifest::Manifest;
+use warden_policy::package::{
+    self, EntryFormat, Limits, PackageError, PackageHeader, PayloadEntry, PayloadRole, PayloadSink,
+};
+use warden_policy::rollback::{self, RollbackDecision, RollbackError};
+
+use crate::device::DeviceConfig;
+use crate::error::StateError;
+use crate::index::{CodeEntry, Index, InstalledEntry};
+use crate::state::{self, STAGING, STORE, StateDir};
+
+/// Name of the precompiled code inside a store directory.
+pub const CODE_FILE: &str = "code.cwasm";
+/// Name of the install record inside a store directory.
+pub const META_FILE: &str = "meta.json";
+const PAYLOADS: &str = "payloads";
+
+/// Turns WebAssembly into code this device's workers load. The real one runs the compiler in
+/// a confined worker with no rights; tests may use another.
+pub trait Compiler: Send + Sync {
+    /// The engine target this device runs (`x86_64`, `pulley32`, …).
+    fn target(&self) -> &str;
+    /// Identifies the engine build and configuration; a signed precompiled artefact is used
+    /// only when its `engine` equals this.
+    fn fingerprint(&self) -> &str;
+    /// Compiles `wasm` into `out`; `None` when this device has no compiler (e.g. an armv7 board).
+    fn compile(&self, wasm: File, out: File) -> Option<Result<(), String>>;
+}
+
+/// Why an install was refused. Nothing was changed on the device.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    #[error("package refused: {0}")]
+    Package(#[from] PackageError),
+    #[error("rollback refused: {0}")]
+    Rollback(#[from] RollbackError),
+    #[error("{0}")]
+    Resolve(String),
+    #[error("cannot prepare code: {0}")]
+    Code(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+/// What an install did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Installed {
+    pub component_id: String,
+    pub name: String,
+    pub version: u64,
+    /// `first install`, `upgrade from N` or `reinstall`.
+    pub decision: String,
+    /// Warnings from resolution (capabilities withheld by board policy, closed channels).
+    pub warnings: Vec<String>,
+}
+
+/// Writes verified payloads into the staging directory. Bytes are untrusted until `finish`;
+/// on any error the whole staging directory is removed.
+struct StagingSink<'a> {
+    dir: &'a Dir,
+}
+
+impl PayloadSink for StagingSink<'_> {
+    type Writer = cap_std::fs::File;
+
+    fn open(&mut self, entry: &PayloadEntry) -> std::io::Result<cap_std::fs::File> {
+        let path = format!("{PAYLOADS}/{}", entry.name);
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir.create_dir_all(parent)?;
+        }
+        self.dir
+            .open_with(&path, OpenOptions::new().write(true).create_new(true))
+    }
+
+    fn finish(&mut self, _: &PayloadEntry, writer: cap_std::fs::File) -> std::io::Result<()> {
+        writer.sync_all()
+    }
+}
+
+/// Removes a staging directory unless the install committed it.
+struct Staging {
+    parent: Dir,
+    name: String,
+    dir: Dir,
+    kept: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = self.parent.remove_dir_all(&self.name);
+        }
+    }
+}
+
+/// Start-up recovery: removes every staging directory (installs a crash interrupted) and every
+/// store directory the index does not name (published before a crash, never committed).
+pub fn recover(state: &StateDir, index: &Index) -> Result<Vec<String>, StateError> {
+    let mut removed = Vec::new();
+    let staging = state.dir(STAGING)?;
+    for entry in staging
+        .entries()
+        .map_err(|e| StateError::io("list", &state.path().join(STAGING), e))?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        staging
+            .remove_dir_all(&name)
+            .or_else(|_| staging.remove_file(&name))
+            .map_err(|e| StateError::io("remove", &state.path().join(STAGING).join(&name), e))?;
+        removed.push(format!("{STAGING}/{name}"));
+    }
+    let store = state.dir(STORE)?;
+    for entry in store
+        .entries()
+        .map_err(|e| StateError::io("list", &state.path().join(STORE), e))?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !index.apps.values().any(|a| a.store == name) {
+            store
+                .remove_dir_all(&name)
+                .or_else(|_| store.remove_file(&name))
+                .map_err(|e| StateError::io("remove", &state.path().join(STORE).join(&name), e))?;
+            removed.push(format!("{STORE}/{name}"));
+        }
+    }
+    Ok(removed)
+}
+
+/// Rebuilds what the policy needs to know about every installed app (their manifests resolved
+/// on this device), skipping `except`.
+pub fn installed_apps(
+    state: &StateDir,
+    index: &Index,
+    device: &DeviceConfig,
+    except: Option<&str>,
+) -> Result<Vec<InstalledApp>, InstallError> {
+    let mut out: Vec<InstalledApp> = Vec::new();
+    for (id, entry) in &index.apps {
+        if Some(id.as_str()) == except {
+            continue;
+        }
+        let header = read_meta(state, &entry.store)?;
+        let manifest =
+            Manifest::parse(id, header.manifest.as_bytes()).map_err(|e| StateError::Corrupt {
+                what: format!("manifest of installed app {id}"),
+                reason: e.to_string(),
+            })?;
+        let resolved = resolve(device, &manifest, &out, id)?;
+        out.push(InstalledApp { manifest, resolved });
+    }
+    Ok(out)
+}
+
+fn resolve(
+    device: &DeviceConfig,
+    manifest: &Manifest,
+    installed: &[InstalledApp],
+    source: &str,
+) -> Result<ResolvedApp, InstallError> {
+    let device = Device {
+        hwdefs: &device.hwdefs,
+        board: &device.board,
+        installed,
+    };
+    warden_policy::install::resolve(source, manifest, &device)
+        .map_err(|e| InstallError::Resolve(e.to_string()))
+}
+
+/// Reads the signed header recorded in a store directory.
+pub fn read_meta(state: &StateDir, store: &str) -> Result<PackageHeader, InstallError> {
+    let dir = state.dir(STORE)?;
+    let bytes = state
+        .read_bounded(&dir, &format!("{store}/{META_FILE}"), 1024 * 1024)?
+        .ok_or_else(|| StateError::Corrupt {
+            what: format!("store {store}"),
+            reason: "meta.json is missing".into(),
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        InstallError::State(StateError::Corrupt {
+            what: format!("store {store}/meta.json"),
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// Installs one package from `reader`. `index` is the current index; on success it is updated
+/// and committed.
+pub fn install(
+    state: &StateDir,
+    index: &mut Index,
+    device: &DeviceConfig,
+    compiler: &dyn Compiler,
+    reader: impl Read,
+) -> Result<Installed, InstallError> {
+    let staging_parent = state.dir(STAGING)?;
+    let name = state::unique_name("install");
+    staging_parent
+        .create_dir(&name)
+        .map_err(|e| StateError::io("create", &state.path().join(STAGING).join(&name), e))?;
+    let dir = staging_parent
+        .open_dir(&name)
+        .map_err(|e| StateError::io("open", &state.path().join(STAGING).join(&name), e))?;
+    let mut staging = Staging {
+        parent: staging_parent,
+        name,
+        dir,
+        kept: false,
+    };
+
+    // 1. Signature, trust, header, every payload's digest — streamed into staging.
+    let verified = package::verify(
+        reader,
+        &device.trust,
+        &device.verify_context(),
+        &Limits::default(),
+        &mut StagingSink { dir: &staging.dir },
+    )?;
+    let header = verified.header().clone();
+    let component = header.component_id.to_string();
+
+    // 2. Rollback.
+    let record = verified.rollback_record();
+    let decision = rollback::check(index.rollback.get(&component), &record)?;
+
+    // 3. Hardware resolution and ownership against the other installed apps.
+    let others = installed_apps(state, index, device, Some(&component))?;
+    let resolved = resolve(device, verified.manifest(), &others, &component)?;
+
+    // 4. Code for this device.
+    let code = match header.entry_format {
+        EntryFormat::WasmComponent | EntryFormat::WasmModule => {
+            Some(prepare_code(&staging.dir, &header, compiler)?)
+        }
+        EntryFormat::ElfArm32 => {
+            return Err(InstallError::Unsupported(
+                "real-time core firmware packages are installed by the real-time core manager, \
+                 which this build does not have yet"
+                    .into(),
+            ));
+        }
+    };
+
+    // 5. Publish the store directory, then commit the index.
+    let meta = serde_json::to_vec_pretty(&header).map_err(|e| StateError::Corrupt {
+        what: "meta.json".into(),
+        reason: e.to_string(),
+    })?;
+    state::write_new(&staging.dir, META_FILE, &meta)
+        .map_err(|e| StateError::io("write", &state.path().join(STAGING), e))?;
+    state::sync_tree(&staging.dir)
+        .map_err(|e| StateError::io("sync", &state.path().join(STAGING), e))?;
+    let store_name = hex::encode(verified.header_sha256());
+    let store = state.dir(STORE)?;
+    if store.exists(&store_name) {
+        // The same signed header was installed before (a reinstall after an uninstall, or an
+        // interrupted install whose index commit never happened): its content is the same.
+        store
+            .remove_dir_all(&store_name)
+            .map_err(|e| StateError::io("replace", &state.path().join(STORE), e))?;
+    }
+    staging
+        .parent
+        .rename(&staging.name, &store, &store_name)
+        .map_err(|e| StateError::io("publish", &state.path().join(STORE), e))?;
+    staging.kept = true;
+    state::sync_dir(&store).map_err(|e| StateError::io("sync", &state.path().join(STORE), e))?;
+    state::sync_dir(&staging.parent)
+        .map_err(|e| StateError::io("sync", &state.path().join(STAGING), e))?;
+
+    let previous_store = index.apps.get(&component).map(|a| a.store.clone());
+    let mut next = index.clone();
+    let uid = next.uid_for(&component);
+    next.apps.insert(
+        component.clone(),
+        InstalledEntry {
+            name: header.name.clone(),
+            version: header.version,
+            kind: header.kind.as_str().to_owned(),
+            store: store_name.clone(),
+            code,
+            uid,
+            autostart: true,
+            installed_at: crate::now(),
+        },
+    );
+    next.rollback.insert(component.clone(), record);
+    next.save(state)?;
+    *index = next;
+
+    // 6. The old version's files are no longer referenced.
+    if let Some(old) = previous_store.filter(|old| *old != store_name) {
+        let _ = store.remove_dir_all(&old);
+    }
+
+    Ok(Installed {
+        component_id: component,
+        name: header.name,
+        version: header.version,
+        decision: match decision {
+            RollbackDecision::FirstInstall => "first install".into(),
+            RollbackDecision::Upgrade { from } => format!("upgrade from {from}"),
+            RollbackDecision::Reinstall => "reinstall".into(),
+            _ => "install".into(),
+        },
+        warnings: resolved
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .chain(resolved.withheld.iter().map(|w| format!("withheld: {w}")))
+            .collect(),
+    })
+}
+
+/// Picks the signed precompiled artefact for this device's target and engine, or compiles the
+/// entry in a confined worker; returns the code entry with the digest the worker must see.
+fn prepare_code(
+    staging: &Dir,
+    header: &PackageHeader,
+    compiler: &dyn Compiler,
+) -> Result<CodeEntry, InstallError> {
+    let kind = match header.entry_format {
+        EntryFormat::WasmModule => CodeKind::Module,
+        _ => CodeKind::Component,
+    };
+    let signed = header.payloads.iter().find(|p| {
+        p.role == PayloadRole::Precompiled
+            && p.target.as_deref() == Some(compiler.target())
+            && p.engine.as_deref() == Some(compiler.fingerprint())
+    });
+    if let Some(artefact) = signed {
+        return Ok(CodeEntry {
+            file: format!("{PAYLOADS}/{}", artefact.name),
+            sha256: hex::encode(artefact.sha256),
+            kind,
+        });
+    }
+    let entry = header
+        .entry()
+        .ok_or_else(|| InstallError::Code("the package has no entry payload".into()))?;
+    let input = staging
+        .open(format!("{PAYLOADS}/{}", entry.name))
+        .map_err(|e| InstallError::Code(format!("cannot open the entry payload: {e}")))?
+        .into_std();
+    let output = staging
+        .open_with(
+            CODE_FILE,
+            OpenOptions::new().read(true).write(true).create_new(true),
+        )
+        .map_err(|e| InstallError::Code(format!("cannot create {CODE_FILE}: {e}")))?
+        .into_std();
+    let out_for_hash = output
+        .try_clone()
+        .map_err(|e| InstallError::Code(e.to_string()))?;
+    match compiler.compile(input, output) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(InstallError::Code(format!("compilation failed: {e}"))),
+        None => {
+            return Err(InstallError::Code(format!(
+                "this device cannot compile WebAssembly and the package has no precompiled \
+                 artefact for target `{}` with engine `{}`",
+                compiler.target(),
+                compiler.fingerprint()
+            )));
+        }
+    }
+    let sha256 = hash_file(out_for_hash).map_err(|e| InstallError::Code(e.to_string()))?;
+    Ok(CodeEntry {
+        file: CODE_FILE.into(),
+        sha256,
+        kind,
+    })
+}
+
+/// Lower-case hex SHA-256 of a whole file, read from its start.
+pub fn hash_file(mut file: File) -> std::io::Result<String> {
+    use std::io::Seek;
+    file.rewind()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
