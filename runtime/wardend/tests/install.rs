@@ -65,7 +65,7 @@ fn fixture() -> Fixture {
     let trust = TrustStore::add_key(
         trust.as_bytes(),
         &root,
-        &app_key.public_key(),
+        app_key.public_key(),
         KeyRole::App,
         "app",
     )
