@@ -8,6 +8,7 @@
 
 pub mod device;
 pub mod error;
+pub mod http;
 pub mod index;
 pub mod install;
 pub mod reports;
