@@ -11,8 +11,10 @@ pub mod error;
 pub mod http;
 pub mod index;
 pub mod install;
+pub mod logs;
 pub mod reports;
 pub mod state;
+pub mod supervisor;
 
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn now() -> u64 {

@@ -3,133 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic on set-up failures
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-use warden_policy::keys::{KeyRole, PrivateKey};
-use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
-use warden_policy::trust::TrustStore;
-use wardend::device::DeviceConfig;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use common::{APP_A, APP_B, Fixture, fixture, manifest, pack};
 use wardend::index::Index;
-use wardend::install::{self, Compiler, InstallError};
-use wardend::state::StateDir;
-
-const COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00 a test component";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// "Compiles" by prefixing the input, and counts its calls.
-struct FakeCompiler {
-    calls: AtomicUsize,
-    available: bool,
-}
-
-impl Compiler for FakeCompiler {
-    fn target(&self) -> &str {
-        "test-target"
-    }
-    fn fingerprint(&self) -> &str {
-        "fake-engine-1"
-    }
-    fn compile(&self, mut wasm: File, mut out: File) -> Option<Result<(), String>> {
-        if !self.available {
-            return None;
-        }
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut bytes = Vec::new();
-        wasm.read_to_end(&mut bytes).unwrap();
-        out.write_all(b"compiled:").unwrap();
-        out.write_all(&bytes).unwrap();
-        Some(Ok(()))
-    }
-}
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    state_path: PathBuf,
-    state: StateDir,
-    device: DeviceConfig,
-    app_key: PrivateKey,
-    compiler: FakeCompiler,
-}
-
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = PrivateKey::generate().unwrap();
-    let app_key = PrivateKey::generate().unwrap();
-    let trust = TrustStore::init(&root, "test root").unwrap();
-    let trust = TrustStore::add_key(
-        trust.as_bytes(),
-        &root,
-        app_key.public_key(),
-        KeyRole::App,
-        "app",
-    )
-    .unwrap();
-    let trust_path = tmp.path().join("trust.json");
-    std::fs::write(&trust_path, trust).unwrap();
-    let board = repo().join("buildroot-overlay/board/warden-sim/board.json");
-    let device = DeviceConfig::load(&board, &trust_path, None, None).unwrap();
-    let state_path = tmp.path().join("state");
-    let state = StateDir::open(&state_path).unwrap();
-    Fixture {
-        _tmp: tmp,
-        state_path,
-        state,
-        device,
-        app_key,
-        compiler: FakeCompiler {
-            calls: AtomicUsize::new(0),
-            available: true,
-        },
-    }
-}
-
-fn manifest(id: &str, gpio: &str) -> String {
-    format!(
-        r#"{{"SchemaVersion": 1, "Name": "t", "ComponentId": "{id}", "EntryPoint": "/bin/app.wasm",
-            "Capabilities": {{"Gpio": ["{gpio}"]}}, "ApplicationType": "Default"}}"#
-    )
-}
-
-const APP_A: &str = "6a0c1f8e-3b2d-4e5f-9a7b-1c2d3e4f5a6b";
-const APP_B: &str = "7b1d2f9a-4c3e-4f60-8b8c-2d3e4f5a6b7c";
-
-fn pack(f: &Fixture, manifest: &str, version: u64, precompiled: Option<&[u8]>) -> Vec<u8> {
-    let entry: &[u8] = COMPONENT;
-    let mut payloads = vec![PayloadInput {
-        name: "bin/app.wasm".into(),
-        role: PayloadRole::Entry,
-        target: None,
-        engine: None,
-        source: &entry,
-    }];
-    let artefact;
-    if let Some(bytes) = precompiled {
-        artefact = bytes;
-        payloads.push(PayloadInput {
-            name: "bin/app.test-target.cwasm".into(),
-            role: PayloadRole::Precompiled,
-            target: Some("test-target".into()),
-            engine: Some("fake-engine-1".into()),
-            source: &artefact,
-        });
-    }
-    let request = PackRequest {
-        kind: PackageKind::App,
-        manifest_text: manifest,
-        version,
-        payloads,
-        limits: Limits::default(),
-    };
-    let mut out = Vec::new();
-    package::pack(&request, &f.app_key, &mut out).unwrap();
-    out
-}
+use wardend::install::{self, InstallError};
 
 fn install(
     f: &Fixture,

@@ -1,0 +1,730 @@
+//! The supervisor's core: installed apps, their workers, restarts, quarantine and reports.
+//!
+//! Each running app has one monitor thread. It launches the worker, waits for its end, files
+//! a failure report for anything but a clean exit, and restarts with exponential backoff. Too
+//! many failures within a window quarantine the app until someone starts it explicitly. A stop
+//! bumps the app's generation, so a monitor that wakes up after the stop never restarts it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use warden_ipc::{CodeKind, Frame};
+use warden_policy::install::InstalledApp;
+
+use crate::device::DeviceConfig;
+use crate::error::StateError;
+use crate::index::{Index, InstalledEntry};
+use crate::install::{self, Compiler, InstallError, Installed};
+use crate::logs::{Log, Stream};
+use crate::reports::{FailureKind, FailureReport, ReportStore};
+use crate::state::{STORAGE, STORE, StateDir};
+
+/// Bytes of log text kept per app.
+pub const LOG_CAPACITY: usize = 256 * 1024;
+
+/// When and how often a failing app is restarted.
+#[derive(Clone, Copy, Debug)]
+pub struct RestartPolicy {
+    /// Wait before the first restart; doubled after each further consecutive failure.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A run at least this long resets the backoff.
+    pub stable_after: Duration,
+    /// This many failures within `window` quarantine the app.
+    pub quarantine_failures: u32,
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            stable_after: Duration::from_secs(60),
+            quarantine_failures: 5,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The app's storage, as handed to its worker.
+#[derive(Debug)]
+pub struct StorageSpec {
+    /// The app's own directory, opened by the supervisor, owned by the app's uid.
+    pub dir: File,
+    pub quota_bytes: u64,
+}
+
+/// Everything a launcher needs to start one app.
+#[derive(Debug)]
+pub struct LaunchSpec {
+    pub app: String,
+    pub name: String,
+    pub version: u64,
+    pub uid: u32,
+    /// The precompiled code, opened read-only from the store.
+    pub code: File,
+    pub code_sha256: String,
+    pub kind: CodeKind,
+    pub args: Vec<String>,
+    pub memory_limit_bytes: u64,
+    pub watchdog_ms: u64,
+    pub storage: Option<StorageSpec>,
+}
+
+/// How a worker ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The app exited with code 0.
+    Clean,
+    Failed {
+        failure: FailureKind,
+        detail: String,
+        backtrace: Vec<Frame>,
+    },
+}
+
+/// Starts workers. The real one spawns a confined `warden-worker`; tests may use another.
+pub trait Launcher: Send + Sync {
+    /// Starts the app; its stdout and stderr go to `log`.
+    fn launch(&self, spec: LaunchSpec, log: Log) -> Result<Arc<dyn RunningWorker>, String>;
+}
+
+/// A started worker.
+pub trait RunningWorker: Send + Sync {
+    fn pid(&self) -> u32;
+    /// Ends the worker at once (SIGKILL).
+    fn kill(&self);
+    /// Blocks until the worker has ended, and classifies the end.
+    fn wait(&self) -> End;
+    /// Current memory use, when the launcher can tell (cgroup accounting).
+    fn memory_bytes(&self) -> Option<u64>;
+}
+
+/// Where an app is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    Stopped,
+    /// Its worker is being launched.
+    Starting,
+    Running {
+        pid: u32,
+    },
+    /// Waiting to restart after a failure.
+    Backoff {
+        restart_in_ms: u64,
+    },
+    /// Failed too often; starts only when asked.
+    Quarantined,
+    /// Exited by itself with code 0.
+    Exited,
+}
+
+/// An app as the API shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AppView {
+    pub id: String,
+    pub name: String,
+    pub version: u64,
+    pub status: Status,
+    pub restarts: u32,
+    pub autostart: bool,
+    pub uid: u32,
+    pub memory_bytes: Option<u64>,
+    pub last_failure: Option<String>,
+}
+
+/// Why an API operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    #[error("no app with component id `{0}` is installed")]
+    NotInstalled(String),
+    #[error("app `{0}` is already running")]
+    AlreadyRunning(String),
+    #[error("app `{id}` cannot run: {reason}")]
+    NotRunnable { id: String, reason: String },
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+#[derive(Debug)]
+struct Slot {
+    status: Status,
+    /// Bumped by every start and stop; a monitor thread serves one generation only.
+    generation: u64,
+    restarts: u32,
+    consecutive_failures: u32,
+    failures: VecDeque<Instant>,
+    log: Log,
+    worker: Option<Arc<dyn RunningWorker>>,
+    last_failure: Option<String>,
+}
+
+impl std::fmt::Debug for dyn RunningWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunningWorker(pid {})", self.pid())
+    }
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            status: Status::Stopped,
+            generation: 0,
+            restarts: 0,
+            consecutive_failures: 0,
+            failures: VecDeque::new(),
+            log: Log::new(LOG_CAPACITY),
+            worker: None,
+            last_failure: None,
+        }
+    }
+}
+
+struct Shared {
+    state: StateDir,
+    device: DeviceConfig,
+    index: Mutex<Index>,
+    /// Installed apps resolved on this device, by component id.
+    installed: Mutex<BTreeMap<String, InstalledApp>>,
+    reports: ReportStore,
+    slots: Mutex<BTreeMap<String, Slot>>,
+    wake: Condvar,
+    compiler: Box<dyn Compiler>,
+    launcher: Box<dyn Launcher>,
+    policy: RestartPolicy,
+    started: Instant,
+    /// Installs and uninstalls run one at a time.
+    install_lock: Mutex<()>,
+}
+
+/// The supervisor. Cloning shares it.
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("state", &self.shared.state.path())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Supervisor {
+    /// Opens the device state (recovering from an interrupted install) and starts every app
+    /// marked autostart.
+    pub fn open(
+        state: StateDir,
+        device: DeviceConfig,
+        compiler: Box<dyn Compiler>,
+        launcher: Box<dyn Launcher>,
+        policy: RestartPolicy,
+        reports_capacity: usize,
+    ) -> Result<Supervisor, OpError> {
+        let index = Index::load(&state)?;
+        install::recover(&state, &index)?;
+        let reports = ReportStore::open(&state, reports_capacity)?;
+        let installed = install::installed_apps(&state, &index, &device, None)?;
+        let installed = installed
+            .into_iter()
+            .map(|a| (a.manifest.component_id.to_string(), a))
+            .collect();
+        let slots = index
+            .apps
+            .keys()
+            .map(|id| (id.clone(), Slot::new()))
+            .collect();
+        let autostart: Vec<String> = index
+            .apps
+            .iter()
+            .filter(|(_, a)| a.autostart && a.code.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let supervisor = Supervisor {
+            shared: Arc::new(Shared {
+                state,
+                device,
+                index: Mutex::new(index),
+                installed: Mutex::new(installed),
+                reports,
+                slots: Mutex::new(slots),
+                wake: Condvar::new(),
+                compiler,
+                launcher,
+                policy,
+                started: Instant::now(),
+                install_lock: Mutex::new(()),
+            }),
+        };
+        for id in autostart {
+            supervisor.start(&id)?;
+        }
+        Ok(supervisor)
+    }
+
+    pub fn device(&self) -> &DeviceConfig {
+        &self.shared.device
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
+    }
+
+    pub fn reports(&self) -> &ReportStore {
+        &self.shared.reports
+    }
+
+    /// Installs a package; an app already running is restarted on its new version.
+    pub fn install(&self, reader: impl std::io::Read) -> Result<Installed, OpError> {
+        let _serial = lock(&self.shared.install_lock);
+        let mut index = lock(&self.shared.index).clone();
+        let installed = install::install(
+            &self.shared.state,
+            &mut index,
+            &self.shared.device,
+            self.shared.compiler.as_ref(),
+            reader,
+        )?;
+        let apps = install::installed_apps(&self.shared.state, &index, &self.shared.device, None)?;
+        *lock(&self.shared.index) = index;
+        *lock(&self.shared.installed) = apps
+            .into_iter()
+            .map(|a| (a.manifest.component_id.to_string(), a))
+            .collect();
+        let was_running = {
+            let mut slots = lock(&self.shared.slots);
+            let slot = slots
+                .entry(installed.component_id.clone())
+                .or_insert_with(Slot::new);
+            matches!(
+                slot.status,
+                Status::Starting | Status::Running { .. } | Status::Backoff { .. }
+            )
+        };
+        if was_running {
+            self.stop(&installed.component_id)?;
+        }
+        self.start(&installed.component_id)?;
+        Ok(installed)
+    }
+
+    /// Removes an app; its storage is kept unless `wipe_storage`. Its rollback record stays.
+    pub fn uninstall(&self, id: &str, wipe_storage: bool) -> Result<(), OpError> {
+        let _serial = lock(&self.shared.install_lock);
+        self.stop(id)?;
+        let mut index = lock(&self.shared.index).clone();
+        let entry = index
+            .apps
+            .remove(id)
+            .ok_or_else(|| OpError::NotInstalled(id.to_owned()))?;
+        index.save(&self.shared.state)?;
+        *lock(&self.shared.index) = index;
+        lock(&self.shared.installed).remove(id);
+        lock(&self.shared.slots).remove(id);
+        let store = self.shared.state.dir(STORE)?;
+        let _ = store.remove_dir_all(&entry.store);
+        if wipe_storage {
+            let storage = self.shared.state.dir(STORAGE)?;
+            let _ = storage.remove_dir_all(id);
+        }
+        Ok(())
+    }
+
+    fn entry(&self, id: &str) -> Result<InstalledEntry, OpError> {
+        lock(&self.shared.index)
+            .apps
+            .get(id)
+            .cloned()
+            .ok_or_else(|| OpError::NotInstalled(id.to_owned()))
+    }
+
+    /// Every installed app.
+    pub fn apps(&self) -> Vec<AppView> {
+        let ids: Vec<String> = lock(&self.shared.index).apps.keys().cloned().collect();
+        ids.iter().filter_map(|id| self.app(id).ok()).collect()
+    }
+
+    /// One app.
+    pub fn app(&self, id: &str) -> Result<AppView, OpError> {
+        let entry = self.entry(id)?;
+        let slots = lock(&self.shared.slots);
+        let slot = slots.get(id);
+        Ok(AppView {
+            id: id.to_owned(),
+            name: entry.name,
+            version: entry.version,
+            status: slot.map_or(Status::Stopped, |s| s.status.clone()),
+            restarts: slot.map_or(0, |s| s.restarts),
+            autostart: entry.autostart,
+            uid: entry.uid,
+            memory_bytes: slot
+                .and_then(|s| s.worker.as_ref())
+                .and_then(|w| w.memory_bytes()),
+            last_failure: slot.and_then(|s| s.last_failure.clone()),
+        })
+    }
+
+    /// The app's log lines after `after`, and how many bytes were dropped to stay bounded.
+    pub fn logs(&self, id: &str, after: u64) -> Result<(Vec<crate::logs::Line>, u64), OpError> {
+        self.entry(id)?;
+        let slots = lock(&self.shared.slots);
+        Ok(slots
+            .get(id)
+            .map(|s| s.log.since(after))
+            .unwrap_or_default())
+    }
+
+    /// Storage quota and use, in bytes: `(quota, used)`, or `None` without `MutableStorage`.
+    pub fn quota(&self, id: &str) -> Result<Option<(u64, u64)>, OpError> {
+        self.entry(id)?;
+        let quota = lock(&self.shared.installed)
+            .get(id)
+            .and_then(|a| a.resolved.storage_kb)
+            .map(|kb| kb * 1024);
+        let Some(quota) = quota else { return Ok(None) };
+        let storage = self.shared.state.dir(STORAGE)?;
+        let used = storage.open_dir(id).map(|d| dir_usage(&d, 0)).unwrap_or(0);
+        Ok(Some((quota, used)))
+    }
+
+    /// Starts an app (also out of quarantine).
+    pub fn start(&self, id: &str) -> Result<AppView, OpError> {
+        let entry = self.entry(id)?;
+        if entry.code.is_none() {
+            return Err(OpError::NotRunnable {
+                id: id.to_owned(),
+                reason: "it has no WebAssembly code (real-time firmware)".into(),
+            });
+        }
+        let generation = {
+            let mut slots = lock(&self.shared.slots);
+            let slot = slots.entry(id.to_owned()).or_insert_with(Slot::new);
+            if matches!(
+                slot.status,
+                Status::Starting | Status::Running { .. } | Status::Backoff { .. }
+            ) {
+                return Err(OpError::AlreadyRunning(id.to_owned()));
+            }
+            slot.generation += 1;
+            slot.consecutive_failures = 0;
+            slot.failures.clear();
+            slot.status = Status::Starting;
+            slot.log.push(Stream::Supervisor, b"starting");
+            slot.generation
+        };
+        let this = self.clone();
+        let app = id.to_owned();
+        std::thread::Builder::new()
+            .name(format!("app-{}", &id[..id.len().min(8)]))
+            .spawn(move || this.monitor(&app, generation))
+            .map_err(|e| OpError::NotRunnable {
+                id: id.to_owned(),
+                reason: format!("cannot start its monitor thread: {e}"),
+            })?;
+        self.app(id)
+    }
+
+    /// Stops an app: its worker is killed and it is not restarted.
+    pub fn stop(&self, id: &str) -> Result<AppView, OpError> {
+        self.entry(id)?;
+        let worker = {
+            let mut slots = lock(&self.shared.slots);
+            let slot = slots.entry(id.to_owned()).or_insert_with(Slot::new);
+            slot.generation += 1;
+            if slot.status != Status::Quarantined {
+                slot.status = Status::Stopped;
+            }
+            slot.log.push(Stream::Supervisor, b"stopped");
+            slot.worker.take()
+        };
+        self.shared.wake.notify_all();
+        if let Some(worker) = worker {
+            worker.kill();
+        }
+        self.app(id)
+    }
+
+    /// Stops every app (supervisor shutdown).
+    pub fn stop_all(&self) {
+        let ids: Vec<String> = lock(&self.shared.slots).keys().cloned().collect();
+        for id in ids {
+            let _ = self.stop(&id);
+        }
+    }
+
+    fn current(&self, id: &str, generation: u64) -> bool {
+        lock(&self.shared.slots)
+            .get(id)
+            .is_some_and(|s| s.generation == generation)
+    }
+
+    /// One app's life for one generation: launch, wait, report, back off, repeat.
+    fn monitor(&self, id: &str, generation: u64) {
+        loop {
+            if !self.current(id, generation) {
+                return;
+            }
+            let log = match lock(&self.shared.slots).get(id) {
+                Some(slot) => slot.log.clone(),
+                None => return,
+            };
+            let began = Instant::now();
+            let end = match self.launch_spec(id) {
+                Err(e) => End::Failed {
+                    failure: FailureKind::WorkerFailed {
+                        stage: "prepare".into(),
+                    },
+                    detail: e.to_string(),
+                    backtrace: vec![],
+                },
+                Ok(spec) => match self.shared.launcher.launch(spec, log) {
+                    Err(e) => End::Failed {
+                        failure: FailureKind::WorkerFailed {
+                            stage: "launch".into(),
+                        },
+                        detail: e,
+                        backtrace: vec![],
+                    },
+                    Ok(worker) => {
+                        {
+                            let mut slots = lock(&self.shared.slots);
+                            match slots.get_mut(id) {
+                                Some(slot) if slot.generation == generation => {
+                                    slot.status = Status::Running { pid: worker.pid() };
+                                    slot.worker = Some(Arc::clone(&worker));
+                                }
+                                // Stopped while launching.
+                                _ => {
+                                    drop(slots);
+                                    worker.kill();
+                                    worker.wait();
+                                    return;
+                                }
+                            }
+                        }
+                        worker.wait()
+                    }
+                },
+            };
+            let Some(wait) = self.after_end(id, generation, end, began.elapsed()) else {
+                return;
+            };
+            // Back off, waking early if the app is stopped or started anew.
+            let deadline = Instant::now() + wait;
+            let mut slots = lock(&self.shared.slots);
+            loop {
+                if slots.get(id).is_none_or(|s| s.generation != generation) {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let (guard, _) = self
+                    .shared
+                    .wake
+                    .wait_timeout(slots, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner());
+                slots = guard;
+            }
+            if let Some(slot) = slots.get_mut(id) {
+                slot.restarts += 1;
+                slot.status = Status::Starting;
+                slot.log.push(Stream::Supervisor, b"restarting");
+            }
+        }
+    }
+
+    /// Records how a run ended; returns how long to wait before restarting, or `None` to stop.
+    fn after_end(&self, id: &str, generation: u64, end: End, ran: Duration) -> Option<Duration> {
+        let policy = self.shared.policy;
+        let entry = self.entry(id).ok()?;
+        let mut slots = lock(&self.shared.slots);
+        let slot = slots.get_mut(id)?;
+        slot.worker = None;
+        if slot.generation != generation {
+            // Stopped on purpose: not a failure.
+            return None;
+        }
+        let (failure, detail, backtrace) = match end {
+            End::Clean => {
+                slot.status = Status::Exited;
+                slot.log.push(Stream::Supervisor, b"exited with code 0");
+                return None;
+            }
+            End::Failed {
+                failure,
+                detail,
+                backtrace,
+            } => (failure, detail, backtrace),
+        };
+        let now = Instant::now();
+        if ran >= policy.stable_after {
+            slot.consecutive_failures = 0;
+        }
+        slot.consecutive_failures += 1;
+        slot.failures.push_back(now);
+        while slot
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.window)
+        {
+            slot.failures.pop_front();
+        }
+        let quarantine = slot.failures.len() as u32 >= policy.quarantine_failures;
+        let wait = policy
+            .initial_backoff
+            .saturating_mul(1 << (slot.consecutive_failures - 1).min(16))
+            .min(policy.max_backoff);
+        let action = if quarantine {
+            "quarantined".to_owned()
+        } else {
+            format!("restart in {} ms", wait.as_millis())
+        };
+        let summary = format!("{}: {detail}", failure_name(&failure));
+        slot.last_failure = Some(summary.clone());
+        slot.log.push(
+            Stream::Supervisor,
+            format!("failed: {summary}; {action}").as_bytes(),
+        );
+        let report = |failure, detail, backtrace, action: &str| FailureReport {
+            seq: 0,
+            time: crate::now(),
+            app: id.to_owned(),
+            name: entry.name.clone(),
+            version: entry.version,
+            failure,
+            detail,
+            backtrace,
+            action: action.to_owned(),
+        };
+        let failures = slot.failures.len() as u32;
+        if quarantine {
+            slot.status = Status::Quarantined;
+            slot.generation += 1;
+        } else {
+            slot.status = Status::Backoff {
+                restart_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            };
+        }
+        drop(slots);
+        let _ = self
+            .shared
+            .reports
+            .add(report(failure, detail, backtrace, &action));
+        if quarantine {
+            let _ = self.shared.reports.add(report(
+                FailureKind::CrashLoop {
+                    failures,
+                    window_secs: policy.window.as_secs(),
+                },
+                format!("{failures} failures within {} s", policy.window.as_secs()),
+                vec![],
+                "quarantined until started explicitly",
+            ));
+            return None;
+        }
+        Some(wait)
+    }
+
+    /// Opens what a worker needs for one run of `id`.
+    fn launch_spec(&self, id: &str) -> Result<LaunchSpec, OpError> {
+        let entry = self.entry(id)?;
+        let code = entry.code.clone().ok_or_else(|| OpError::NotRunnable {
+            id: id.to_owned(),
+            reason: "no code".into(),
+        })?;
+        let (manifest, resolved) = {
+            let installed = lock(&self.shared.installed);
+            let app = installed
+                .get(id)
+                .ok_or_else(|| OpError::NotInstalled(id.to_owned()))?;
+            (app.manifest.clone(), app.resolved.clone())
+        };
+        let store = self.shared.state.dir(STORE)?;
+        let code_file = store
+            .open(format!("{}/{}", entry.store, code.file))
+            .map_err(|e| StateError::io("open", &self.shared.state.path().join(STORE), e))?
+            .into_std();
+        let storage = match resolved.storage_kb {
+            None => None,
+            Some(kb) => Some(StorageSpec {
+                dir: self.storage_dir(id, entry.uid)?,
+                quota_bytes: kb * 1024,
+            }),
+        };
+        let mut args = vec![manifest.name.clone()];
+        args.extend(manifest.cmd_args.iter().cloned());
+        Ok(LaunchSpec {
+            app: id.to_owned(),
+            name: entry.name,
+            version: entry.version,
+            uid: entry.uid,
+            code: code_file,
+            code_sha256: code.sha256,
+            kind: code.kind,
+            args,
+            memory_limit_bytes: resolved.memory_limit_kb * 1024,
+            watchdog_ms: resolved.watchdog_ms,
+            storage,
+        })
+    }
+
+    /// The app's storage directory, created on first use and owned by the app's uid.
+    fn storage_dir(&self, id: &str, uid: u32) -> Result<File, OpError> {
+        let storage = self.shared.state.dir(STORAGE)?;
+        let path = self.shared.state.path().join(STORAGE).join(id);
+        storage
+            .create_dir_all(id)
+            .map_err(|e| StateError::io("create", &path, e))?;
+        let dir = storage
+            .open_dir(id)
+            .map_err(|e| StateError::io("open", &path, e))?
+            .into_std_file();
+        std::os::unix::fs::fchown(&dir, Some(uid), Some(uid))
+            .map_err(|e| StateError::io("chown", &path, e))?;
+        Ok(dir)
+    }
+}
+
+fn failure_name(f: &FailureKind) -> String {
+    match f {
+        FailureKind::Exit { code } => format!("exit code {code}"),
+        FailureKind::Trap { trap } => format!("trap ({trap})"),
+        FailureKind::SecurityViolation { .. } => "security violation (seccomp)".into(),
+        FailureKind::OutOfMemory => "out of memory".into(),
+        FailureKind::MemoryLimit { .. } => "memory limit".into(),
+        FailureKind::Watchdog { .. } => "watchdog".into(),
+        FailureKind::Signal { signal } => format!("signal {signal}"),
+        FailureKind::LoadRefused => "code refused".into(),
+        FailureKind::WorkerFailed { stage } => format!("worker failed ({stage})"),
+        FailureKind::CrashLoop { .. } => "crash loop".into(),
+    }
+}
+
+/// Bytes used under a directory (bounded depth; errors count as zero).
+fn dir_usage(dir: &cap_std::fs::Dir, depth: u32) -> u64 {
+    if depth > 32 {
+        return 0;
+    }
+    let Ok(entries) = dir.entries() else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => e.open_dir().map_or(0, |d| dir_usage(&d, depth + 1)),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
