@@ -6,6 +6,7 @@
 //! hashes bytes, and hands them to confined workers.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod device;
 pub mod error;
 pub mod http;

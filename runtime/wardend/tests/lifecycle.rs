@@ -5,81 +5,11 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{APP_A, FakeCompiler, Fixture, fixture, manifest, pack};
-use wardend::logs::Log;
+use common::{APP_A, FakeCompiler, Fixture, Script, fixture, manifest, pack, wait_for};
 use wardend::reports::{FailureKind, ReportStore};
-use wardend::supervisor::{
-    End, LaunchSpec, Launcher, RestartPolicy, RunningWorker, Status, Supervisor,
-};
-
-/// What the next launches do: end after a delay with an `End`, or run until killed (`None`).
-#[derive(Clone, Default)]
-struct Script {
-    plan: Arc<Mutex<VecDeque<Option<End>>>>,
-    launches: Arc<Mutex<Vec<LaunchSpecSummary>>>,
-}
-
-#[derive(Clone, Debug)]
-struct LaunchSpecSummary {
-    args: Vec<String>,
-    version: u64,
-    uid: u32,
-}
-
-struct FakeWorker {
-    end: Option<End>,
-    killed: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl RunningWorker for FakeWorker {
-    fn pid(&self) -> u32 {
-        4242
-    }
-    fn kill(&self) {
-        *self.killed.lock().unwrap() = true;
-        self.cond.notify_all();
-    }
-    fn wait(&self) -> End {
-        if let Some(end) = &self.end {
-            std::thread::sleep(Duration::from_millis(5));
-            return end.clone();
-        }
-        let mut killed = self.killed.lock().unwrap();
-        while !*killed {
-            killed = self.cond.wait(killed).unwrap();
-        }
-        End::Failed {
-            failure: FailureKind::Signal { signal: 9 },
-            detail: "killed".into(),
-            backtrace: vec![],
-        }
-    }
-    fn memory_bytes(&self) -> Option<u64> {
-        Some(1234)
-    }
-}
-
-impl Launcher for Script {
-    fn launch(&self, spec: LaunchSpec, log: Log) -> Result<Arc<dyn RunningWorker>, String> {
-        log.push(wardend::logs::Stream::Stdout, b"hello from the fake");
-        self.launches.lock().unwrap().push(LaunchSpecSummary {
-            args: spec.args.clone(),
-            version: spec.version,
-            uid: spec.uid,
-        });
-        let end = self.plan.lock().unwrap().pop_front().unwrap_or(None);
-        Ok(Arc::new(FakeWorker {
-            end,
-            killed: Mutex::new(false),
-            cond: Condvar::new(),
-        }))
-    }
-}
+use wardend::supervisor::{End, RestartPolicy, Status, Supervisor};
 
 fn trap() -> Option<End> {
     Some(End::Failed {
@@ -111,14 +41,6 @@ fn supervisor(f: &Fixture, script: &Script) -> Supervisor {
         16,
     )
     .unwrap()
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

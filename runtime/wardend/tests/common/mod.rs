@@ -2,17 +2,23 @@
 //! that only marks its input.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use warden_policy::keys::{KeyRole, PrivateKey};
 use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
 use warden_policy::trust::TrustStore;
 use wardend::device::DeviceConfig;
 use wardend::install::Compiler;
+use wardend::logs::Log;
+use wardend::reports::FailureKind;
 use wardend::state::StateDir;
+use wardend::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
 
 pub const COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00 a test component";
 
@@ -142,4 +148,78 @@ impl FakeCompiler {
 pub fn device(f: &Fixture) -> DeviceConfig {
     let board = repo().join("buildroot-overlay/board/warden-sim/board.json");
     DeviceConfig::load(&board, &f.tmp.path().join("trust.json"), None, None).unwrap()
+}
+
+/// What the next launches do: end after a delay with an `End`, or run until killed (`None`).
+#[derive(Clone, Default)]
+pub struct Script {
+    pub plan: Arc<Mutex<VecDeque<Option<End>>>>,
+    pub launches: Arc<Mutex<Vec<LaunchSpecSummary>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LaunchSpecSummary {
+    pub args: Vec<String>,
+    pub version: u64,
+    pub uid: u32,
+}
+
+pub struct FakeWorker {
+    end: Option<End>,
+    killed: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl RunningWorker for FakeWorker {
+    fn pid(&self) -> u32 {
+        4242
+    }
+    fn kill(&self) {
+        *self.killed.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+    fn wait(&self) -> End {
+        if let Some(end) = &self.end {
+            std::thread::sleep(Duration::from_millis(5));
+            return end.clone();
+        }
+        let mut killed = self.killed.lock().unwrap();
+        while !*killed {
+            killed = self.cond.wait(killed).unwrap();
+        }
+        End::Failed {
+            failure: FailureKind::Signal { signal: 9 },
+            detail: "killed".into(),
+            backtrace: vec![],
+        }
+    }
+    fn memory_bytes(&self) -> Option<u64> {
+        Some(1234)
+    }
+}
+
+impl Launcher for Script {
+    fn launch(&self, spec: LaunchSpec, log: Log) -> Result<Arc<dyn RunningWorker>, String> {
+        log.push(wardend::logs::Stream::Stdout, b"hello from the fake");
+        self.launches.lock().unwrap().push(LaunchSpecSummary {
+            args: spec.args.clone(),
+            version: spec.version,
+            uid: spec.uid,
+        });
+        let end = self.plan.lock().unwrap().pop_front().unwrap_or(None);
+        Ok(Arc::new(FakeWorker {
+            end,
+            killed: Mutex::new(false),
+            cond: Condvar::new(),
+        }))
+    }
+}
+
+/// Polls `cond` until it holds, failing after 10 s.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
