@@ -24,9 +24,13 @@ enum Command {
     /// Create, extend and show trust files.
     #[command(subcommand)]
     Trust(TrustCommand),
-    /// Device operations: development unlock tokens.
-    #[command(subcommand)]
-    Device(DeviceCommand),
+    /// Device operations: development unlock tokens, and a running device's control API.
+    Device {
+        #[command(flatten)]
+        conn: crate::device_cmd::Connection,
+        #[command(subcommand)]
+        cmd: DeviceCommand,
+    },
     /// Pack, inspect and verify app packages.
     #[command(subcommand)]
     App(AppCommand),
@@ -142,6 +146,8 @@ enum DeviceCommand {
     /// Issue a development unlock token: one device, an expiry, and the development keys it
     /// honours there, signed by the root key.
     Unlock(UnlockArgs),
+    #[command(flatten)]
+    Api(crate::device_cmd::DeviceApiCommand),
 }
 
 #[derive(Debug, Args)]
@@ -275,7 +281,21 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Trust(TrustCommand::Init(a)) => trust_cmd::init(&a),
         Command::Trust(TrustCommand::Add(a)) => trust_cmd::add(&a),
         Command::Trust(TrustCommand::Show(a)) => trust_cmd::show(&a),
-        Command::Device(DeviceCommand::Unlock(a)) => trust_cmd::unlock(&a),
+        Command::Device {
+            conn,
+            cmd: DeviceCommand::Unlock(a),
+        } => {
+            if conn.json || conn.socket.as_os_str() != crate::device_cmd::DEFAULT_SOCKET {
+                anyhow::bail!(
+                    "--socket and --json do not apply to `device unlock`, which works offline"
+                );
+            }
+            trust_cmd::unlock(&a)
+        }
+        Command::Device {
+            conn,
+            cmd: DeviceCommand::Api(cmd),
+        } => crate::device_cmd::run(&cmd, &conn),
         Command::App(AppCommand::Pack(a)) => package_cmd::pack_app(&a),
         Command::App(AppCommand::Inspect(a)) => package_cmd::inspect(&a, Kind::App),
         Command::App(AppCommand::Verify(a)) => package_cmd::verify(&a, Kind::App),

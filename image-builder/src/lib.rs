@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod device_cmd;
 mod files;
 mod hwdef_cmd;
 mod keys_cmd;

@@ -1,0 +1,304 @@
+//! `warden device …`: talks to a running `wardend` over its control socket (HTTP/JSON on a
+//! Unix socket): sideload, app list/show/start/stop/logs/quota/uninstall, reports, status.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::output;
+
+/// The control socket `wardend` listens on by default.
+pub(crate) const DEFAULT_SOCKET: &str = "/run/warden/control.sock";
+/// Largest answer read from the supervisor.
+const MAX_ANSWER: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub(crate) struct Connection {
+    /// The supervisor's control socket.
+    #[arg(long, global = true, default_value = DEFAULT_SOCKET, value_name = "PATH")]
+    pub(crate) socket: PathBuf,
+    /// Print the supervisor's JSON answer.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceApiCommand {
+    /// Install (or update) a signed package on the device.
+    Sideload {
+        /// The `.wpkg` file.
+        package: PathBuf,
+    },
+    /// Manage installed apps.
+    #[command(subcommand)]
+    App(AppApiCommand),
+    /// Failure reports, newest first.
+    Reports {
+        /// Only this app's.
+        #[arg(long, value_name = "ID")]
+        app: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Supervisor status.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppApiCommand {
+    /// Every installed app.
+    List,
+    /// One app.
+    Show { id: String },
+    /// Start an app (also out of quarantine).
+    Start { id: String },
+    /// Stop an app.
+    Stop { id: String },
+    /// What the app wrote to stdout and stderr.
+    Logs {
+        id: String,
+        /// Only lines after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+    /// Its storage quota and use.
+    Quota { id: String },
+    /// Remove an app; say what happens to its storage.
+    Uninstall {
+        id: String,
+        #[arg(long, value_parser = ["keep", "wipe"])]
+        storage: String,
+    },
+}
+
+/// One request to the supervisor; returns the status and the JSON answer.
+pub(crate) fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&mut dyn Read>,
+    body_len: u64,
+) -> anyhow::Result<(u16, Value)> {
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach wardend at {} (is it running? --socket names another)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: wardend\r\nContent-Length: {body_len}\r\n\r\n"
+    )?;
+    if let Some(body) = body {
+        std::io::copy(&mut body.take(body_len), &mut stream).context("sending the body")?;
+    }
+    let mut answer = Vec::new();
+    (&mut stream)
+        .take(MAX_ANSWER)
+        .read_to_end(&mut answer)
+        .context("reading the answer")?;
+    let text = String::from_utf8_lossy(&answer);
+    let status: u16 = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| {
+            format!(
+                "not an HTTP answer: {:?}",
+                text.chars().take(80).collect::<String>()
+            )
+        })?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
+    Ok((status, value))
+}
+
+fn call(conn: &Connection, method: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, value) = request(&conn.socket, method, path, None, 0)?;
+    checked(status, value)
+}
+
+fn checked(status: u16, value: Value) -> anyhow::Result<Value> {
+    if status >= 400 {
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map_or_else(|| value.to_string(), str::to_owned);
+        bail!("wardend refused ({status}): {message}");
+    }
+    Ok(value)
+}
+
+pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<()> {
+    let value = match cmd {
+        DeviceApiCommand::Sideload { package } => {
+            let mut file = std::fs::File::open(package)
+                .with_context(|| format!("cannot open {}", package.display()))?;
+            let len = file.metadata()?.len();
+            let (status, value) = request(&conn.socket, "POST", "/images", Some(&mut file), len)?;
+            checked(status, value)?
+        }
+        DeviceApiCommand::App(app) => match app {
+            AppApiCommand::List => call(conn, "GET", "/apps")?,
+            AppApiCommand::Show { id } => call(conn, "GET", &format!("/apps/{id}"))?,
+            AppApiCommand::Start { id } => call(conn, "POST", &format!("/apps/{id}/start"))?,
+            AppApiCommand::Stop { id } => call(conn, "POST", &format!("/apps/{id}/stop"))?,
+            AppApiCommand::Logs { id, after } => {
+                call(conn, "GET", &format!("/apps/{id}/logs?after={after}"))?
+            }
+            AppApiCommand::Quota { id } => call(conn, "GET", &format!("/apps/{id}/quota"))?,
+            AppApiCommand::Uninstall { id, storage } => {
+                call(conn, "DELETE", &format!("/apps/{id}?storage={storage}"))?
+            }
+        },
+        DeviceApiCommand::Reports { app, limit } => {
+            let filter = app
+                .as_ref()
+                .map(|a| format!("&app={a}"))
+                .unwrap_or_default();
+            call(conn, "GET", &format!("/reports?limit={limit}{filter}"))?
+        }
+        DeviceApiCommand::Status => call(conn, "GET", "/status")?,
+    };
+    if conn.json {
+        output::json(&value);
+    } else {
+        human(cmd, &value);
+    }
+    Ok(())
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn app_line(a: &Value) -> String {
+    let state = a
+        .get("status")
+        .map(|s| {
+            let name = text(s, "state");
+            match s.get("pid") {
+                Some(pid) => format!("{name} (pid {pid})"),
+                None => name,
+            }
+        })
+        .unwrap_or_default();
+    format!(
+        "{}  {:<24} v{:<4} {:<22} restarts {}",
+        text(a, "id"),
+        text(a, "name"),
+        text(a, "version"),
+        state,
+        text(a, "restarts")
+    )
+}
+
+fn human(cmd: &DeviceApiCommand, value: &Value) {
+    match cmd {
+        DeviceApiCommand::Sideload { .. } => {
+            output::line(format!(
+                "installed {} ({}) version {}: {}",
+                text(value, "name"),
+                text(value, "component_id"),
+                text(value, "version"),
+                text(value, "decision")
+            ));
+            for w in value["warnings"].as_array().into_iter().flatten() {
+                output::line(format!("  warning: {}", w.as_str().unwrap_or_default()));
+            }
+        }
+        DeviceApiCommand::App(AppApiCommand::List) => {
+            let apps = value.as_array().cloned().unwrap_or_default();
+            if apps.is_empty() {
+                output::line("no apps installed");
+            }
+            for a in &apps {
+                output::line(app_line(a));
+            }
+        }
+        DeviceApiCommand::App(AppApiCommand::Logs { .. }) => {
+            for l in value["lines"].as_array().into_iter().flatten() {
+                output::line(format!(
+                    "{:>6} {:<10} {}",
+                    text(l, "seq"),
+                    text(l, "stream"),
+                    text(l, "text")
+                ));
+            }
+            if value["dropped_bytes"].as_u64().unwrap_or(0) > 0 {
+                output::line(format!(
+                    "({} older bytes dropped to stay bounded)",
+                    value["dropped_bytes"]
+                ));
+            }
+        }
+        DeviceApiCommand::App(AppApiCommand::Quota { .. }) => {
+            if value.get("storage").is_some_and(Value::is_null) {
+                output::line("the app has no MutableStorage");
+            } else {
+                output::line(format!(
+                    "used {} of {} bytes",
+                    text(value, "used_bytes"),
+                    text(value, "quota_bytes")
+                ));
+            }
+        }
+        DeviceApiCommand::App(_) => {
+            if value.get("id").is_some() {
+                output::line(app_line(value));
+            } else {
+                output::line(value.to_string());
+            }
+        }
+        DeviceApiCommand::Reports { .. } => {
+            let reports = value.as_array().cloned().unwrap_or_default();
+            if reports.is_empty() {
+                output::line("no failure reports");
+            }
+            for r in &reports {
+                let failure = r
+                    .get("failure")
+                    .map(|f| text(f, "kind"))
+                    .unwrap_or_default();
+                output::line(format!(
+                    "#{} {} {} v{}: {} — {} ({})",
+                    text(r, "seq"),
+                    text(r, "name"),
+                    text(r, "app"),
+                    text(r, "version"),
+                    failure,
+                    text(r, "detail"),
+                    text(r, "action")
+                ));
+                for f in r["backtrace"].as_array().into_iter().flatten() {
+                    output::line(format!(
+                        "      at {} (func {})",
+                        text(f, "func_name"),
+                        text(f, "func_index")
+                    ));
+                }
+            }
+        }
+        DeviceApiCommand::Status => {
+            for key in [
+                "board",
+                "device_id",
+                "apps",
+                "running",
+                "uptime_secs",
+                "version",
+            ] {
+                output::line(format!("{key:<14} {}", text(value, key)));
+            }
+        }
+    }
+}
