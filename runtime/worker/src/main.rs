@@ -1,0 +1,178 @@
+//! `warden-worker`: one app's worker process. Spawned by `wardend` through
+//! `warden_sandbox::spawn` with its channel as descriptor 3; see `docs/worker.md`.
+//!
+//! Conversation: `Confine(plan)` [+ storage] → confine (the engine and linkers are built in the
+//! before-seccomp hook) → `Confined(report)` → `Run(request)` [code, stdout, stderr] →
+//! `Outcome`, or `Compile(request)` [input, output] → `Compiled`; then exit 0. Any failure is
+//! reported as `Failed { stage, message }`, then the process exits with status 1.
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use warden_ipc::{
+    Channel, ConfinePlan, ConfinementReport, FromWorker, PROTOCOL_VERSION, SeccompProfile, ToWorker,
+};
+use warden_worker::Prepared;
+
+/// A failure and the stage it happened in, for `FromWorker::Failed`.
+struct Failure {
+    stage: &'static str,
+    error: anyhow::Error,
+}
+
+trait Stage<T> {
+    fn stage(self, stage: &'static str) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> Stage<T> for Result<T, E> {
+    fn stage(self, stage: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            stage,
+            error: e.into(),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let channel = match warden_worker::inherited_channel() {
+        Ok(channel) => channel,
+        Err(e) => {
+            eprintln!(
+                "warden-worker: no channel on descriptor {}: {e}",
+                warden_worker::CHANNEL_FD
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match serve(&channel) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let message = format!("{:#}", failure.error);
+            let report = FromWorker::Failed {
+                stage: failure.stage.to_owned(),
+                message: message.clone(),
+            };
+            if channel.send(&report, &[]).is_err() {
+                eprintln!("warden-worker: {}: {message}", failure.stage);
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(channel: &Channel) -> Result<(), Failure> {
+    let (message, mut fds) = channel.recv::<ToWorker>().stage("receive-plan")?;
+    let ToWorker::Confine(plan) = message else {
+        return Err(anyhow!("the first message must be `confine`")).stage("receive-plan");
+    };
+    if plan.protocol != PROTOCOL_VERSION {
+        return Err(anyhow!(
+            "protocol {} requested, this worker speaks {PROTOCOL_VERSION}",
+            plan.protocol
+        ))
+        .stage("receive-plan");
+    }
+    let expected = usize::from(plan.storage);
+    if fds.len() != expected {
+        return Err(anyhow!(
+            "expected {expected} descriptor(s) with `confine`, got {}",
+            fds.len()
+        ))
+        .stage("receive-plan");
+    }
+    let storage = fds.pop();
+
+    let compiler = plan.seccomp == SeccompProfile::Compiler;
+    let mut prepared = None;
+    let report = confine(&plan, storage.as_ref(), || {
+        if !compiler {
+            prepared = Some(Prepared::new()?);
+        }
+        Ok(())
+    })
+    .stage("confine")?;
+    channel
+        .send(&FromWorker::Confined(report), &[])
+        .stage("report-confinement")?;
+
+    let (message, fds) = channel.recv::<ToWorker>().stage("receive-work")?;
+    match (message, prepared) {
+        (ToWorker::Run(request), Some(prepared)) => {
+            let [code, stdout, stderr] = descriptors(fds, "run").stage("receive-work")?;
+            let outcome = prepared
+                .run(&request, code, stdout, stderr, storage)
+                .stage("run")?;
+            channel
+                .send(&FromWorker::Outcome(outcome), &[])
+                .stage("report-outcome")
+        }
+        (ToWorker::Compile(request), None) => {
+            let [input, output] = descriptors(fds, "compile").stage("receive-work")?;
+            let reply = compile(input, output, request.target.as_deref()).stage("compile")?;
+            channel.send(&reply, &[]).stage("report-compiled")
+        }
+        (ToWorker::Confine(_), _) => Err(anyhow!("`confine` received twice")).stage("receive-work"),
+        (ToWorker::Run(_), None) => {
+            Err(anyhow!("`run` sent to a worker confined as a compiler")).stage("receive-work")
+        }
+        (ToWorker::Compile(_), Some(_)) => {
+            Err(anyhow!("`compile` sent to a worker confined to run an app")).stage("receive-work")
+        }
+    }
+}
+
+/// Exactly `N` descriptors, as files.
+fn descriptors<const N: usize>(fds: Vec<OwnedFd>, what: &str) -> anyhow::Result<[File; N]> {
+    let got = fds.len();
+    let files: Vec<File> = fds.into_iter().map(File::from).collect();
+    files
+        .try_into()
+        .map_err(|_| anyhow!("`{what}` needs {N} descriptors, got {got}"))
+}
+
+#[cfg(feature = "compile")]
+fn compile(mut input: File, mut output: File, target: Option<&str>) -> anyhow::Result<FromWorker> {
+    use anyhow::Context;
+    use std::io::{Read, Write};
+
+    use sha2::{Digest, Sha256};
+
+    let mut wasm = Vec::new();
+    input
+        .read_to_end(&mut wasm)
+        .context("cannot read the WebAssembly input")?;
+    let artefact = warden_worker::compile(&wasm, target)?;
+    output
+        .write_all(&artefact)
+        .context("cannot write the precompiled output")?;
+    Ok(FromWorker::Compiled {
+        size: u64::try_from(artefact.len())?,
+        sha256: hex::encode(Sha256::digest(&artefact)),
+    })
+}
+
+#[cfg(not(feature = "compile"))]
+fn compile(_input: File, _output: File, _target: Option<&str>) -> anyhow::Result<FromWorker> {
+    bail!("this worker was built without the `compile` feature")
+}
+
+/// The one place that calls the sandbox: `warden_sandbox::confine(plan, storage, hook)` runs
+/// the documented confinement steps in order and calls `before_seccomp` right before the last
+/// one (seccomp).
+///
+/// `warden_sandbox::confine` has not landed yet; until it does this refuses to go on (fail
+/// closed: a worker never runs an app unconfined).
+fn confine(
+    plan: &ConfinePlan,
+    storage: Option<&OwnedFd>,
+    before_seccomp: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<ConfinementReport> {
+    let _ = (storage, before_seccomp);
+    bail!(
+        "app {}: warden_sandbox::confine is not available in this build",
+        plan.app
+    )
+}

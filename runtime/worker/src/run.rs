@@ -1,0 +1,354 @@
+//! Running one app: everything that needs syscalls the confined steady state will not have is
+//! done in [`Prepared::new`] (before seccomp, with no app byte read); [`Prepared::run`] then
+//! checks, loads, instantiates and runs the app.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use warden_ipc::{CodeKind, Outcome, RunRequest};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{CallHook, Engine, Linker, Module, Store};
+use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::limits::MemoryBudget;
+use crate::outcome::{self, Context};
+use crate::watchdog::{self, Ticking};
+use crate::{artefact, engine, sys};
+
+/// Where the app's storage directory appears inside WASI.
+pub const STORAGE_GUEST_PATH: &str = "/storage";
+
+/// Why the worker could not get ready to run an app.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("cannot install the SIGALRM handler for the watchdog: {0}")]
+    Signal(std::io::Error),
+    #[error("cannot add WASI to the {kind} linker: {message}")]
+    Link { kind: &'static str, message: String },
+    #[error("cannot build the current-thread tokio runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A failure of the worker itself while running an app (not an outcome of the app).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error("cannot arm the watchdog timer: {0}")]
+    Timer(std::io::Error),
+    #[error("cannot enter the storage directory: {0}")]
+    Storage(std::io::Error),
+    #[error("cannot preopen the storage directory as {STORAGE_GUEST_PATH}: {0}")]
+    Preopen(String),
+}
+
+/// How long each step of [`Prepared::run_measured`] took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timings {
+    /// Hashing the code and checking its header.
+    pub verify: Duration,
+    /// `deserialize_open_file`.
+    pub load: Duration,
+    /// Store, WASI context and instantiation.
+    pub instantiate: Duration,
+    /// `_start` / `wasi:cli/run` until it returned, exited or trapped.
+    pub execute: Duration,
+}
+
+/// The store data for a core module.
+struct ModuleHost {
+    wasi: WasiP1Ctx,
+    budget: MemoryBudget,
+}
+
+/// The store data for a component.
+struct ComponentHost {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    budget: MemoryBudget,
+}
+
+impl WasiView for ComponentHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A worker ready to run one app: engine, linkers, runtime and watchdog signal handler built.
+pub struct Prepared {
+    engine: Engine,
+    modules: Linker<ModuleHost>,
+    components: wasmtime::component::Linker<ComponentHost>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Builds everything that needs more than the steady state's syscalls, reading no app
+    /// byte: the engine (wasmtime installs its trap handlers here), the SIGALRM handler, the
+    /// WASI p1 and p2 linkers, a current-thread tokio runtime with only the timer driver, and
+    /// a throwaway WASI context (seeds the thread's random generator and hash keys). Call it
+    /// in the sandbox's before-seccomp hook, on the main thread; it starts no thread.
+    pub fn new() -> Result<Prepared, PrepareError> {
+        let engine = engine::runtime_engine().map_err(|e| PrepareError::Engine(e.to_string()))?;
+        sys::install_tick_handler().map_err(PrepareError::Signal)?;
+
+        let mut modules = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |host: &mut ModuleHost| {
+            &mut host.wasi
+        })
+        .map_err(|e| PrepareError::Link {
+            kind: "module",
+            message: outcome::message(&e),
+        })?;
+        let mut components = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components).map_err(|e| {
+            PrepareError::Link {
+                kind: "component",
+                message: outcome::message(&e),
+            }
+        })?;
+
+        // wasmtime-wasi otherwise builds a multi-threaded runtime on first use, and a worker
+        // under seccomp dies on clone3. The timer driver serves WASI sleeps; there is no I/O
+        // driver (no epoll, no eventfd).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(PrepareError::Runtime)?;
+
+        drop(WasiCtxBuilder::new().build());
+        Ok(Prepared {
+            engine,
+            modules,
+            components,
+            runtime,
+        })
+    }
+
+    /// Runs the app in `code` (see [`Prepared::run_measured`]).
+    pub fn run(
+        self,
+        request: &RunRequest,
+        code: File,
+        stdout: File,
+        stderr: File,
+        storage: Option<OwnedFd>,
+    ) -> Result<Outcome, RunError> {
+        self.run_measured(request, code, stdout, stderr, storage)
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// Runs the app in `code` to its end and says how it ended.
+    ///
+    /// 1. The code's SHA-256 must equal `request.code_sha256` and its header must name
+    ///    `request.kind`, or the outcome is `LoadRefused` and nothing of it is loaded.
+    /// 2. It is loaded with `deserialize_open_file` (mapped from the descriptor).
+    /// 3. WASI: `request.args` and `request.env`, stdout and stderr to the given files, no
+    ///    stdin, clocks, random, and `storage` preopened as `/storage` read-write if given (the
+    ///    process's working directory becomes that directory).
+    /// 4. Memory and tables share `request.memory_limit_bytes`; the watchdog stops WebAssembly
+    ///    that runs `request.watchdog_ms` without returning to the host.
+    /// 5. Components run `wasi:cli/run`, modules `_start`.
+    ///
+    /// `Err` is a failure of the worker, not of the app.
+    pub fn run_measured(
+        self,
+        request: &RunRequest,
+        code: File,
+        stdout: File,
+        stderr: File,
+        storage: Option<OwnedFd>,
+    ) -> Result<(Outcome, Timings), RunError> {
+        let mut timings = Timings::default();
+        let started = Instant::now();
+        let verified = match artefact::verify(&code, &request.code_sha256, request.kind) {
+            Ok(verified) => verified,
+            Err(reason) => return Ok((Outcome::LoadRefused { reason }, timings)),
+        };
+        timings.verify = started.elapsed();
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(&request.args)
+            .envs(&request.env)
+            .stdout(OutputFile::new(stdout))
+            .stderr(OutputFile::new(stderr))
+            // Filesystem calls run on this thread; otherwise tokio's blocking pool would start
+            // threads, which the worker's seccomp profile forbids.
+            .allow_blocking_current_thread(true);
+        if let Some(dir) = storage {
+            // wasmtime-wasi preopens by path only; with an empty root the one path that can
+            // name the storage directory is ".", after entering it through its descriptor.
+            rustix::process::fchdir(&dir).map_err(|e| RunError::Storage(e.into()))?;
+            wasi.preopened_dir(".", STORAGE_GUEST_PATH, FsPerms::ReadWrite)
+                .map_err(|e| RunError::Preopen(outcome::message(&e)))?;
+        }
+
+        let (tick, ticks) = watchdog::schedule(request.watchdog_ms);
+        let budget = MemoryBudget::new(request.memory_limit_bytes);
+        let watchdog_ms = request.watchdog_ms;
+        let loading = Instant::now();
+        match request.kind {
+            CodeKind::Module => {
+                let module = match sys::load_module(&self.engine, code, verified) {
+                    Ok(module) => module,
+                    Err(e) => return Ok((refused_load(&e), timings)),
+                };
+                timings.load = loading.elapsed();
+                let store = Store::new(
+                    &self.engine,
+                    ModuleHost {
+                        wasi: wasi.build_p1(),
+                        budget,
+                    },
+                );
+                let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;
+                let outcome = self.run_module(store, &module, ticks, watchdog_ms, &mut timings);
+                Ok((outcome, timings))
+            }
+            CodeKind::Component => {
+                let loaded = sys::load_component(&self.engine, &verified);
+                drop((verified, code));
+                let component = match loaded {
+                    Ok(component) => component,
+                    Err(e) => return Ok((refused_load(&e), timings)),
+                };
+                timings.load = loading.elapsed();
+                let store = Store::new(
+                    &self.engine,
+                    ComponentHost {
+                        wasi: wasi.build(),
+                        table: ResourceTable::new(),
+                        budget,
+                    },
+                );
+                let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;
+                let outcome =
+                    self.run_component(store, &component, ticks, watchdog_ms, &mut timings);
+                Ok((outcome, timings))
+            }
+        }
+    }
+
+    fn run_module(
+        &self,
+        mut store: Store<ModuleHost>,
+        module: &Module,
+        ticks: u64,
+        watchdog_ms: u64,
+        timings: &mut Timings,
+    ) -> Outcome {
+        store.limiter(|host| &mut host.budget);
+        watch(&mut store, ticks);
+        let instantiating = Instant::now();
+        let result = self.runtime.block_on(async {
+            let instance = match self.modules.instantiate_async(&mut store, module).await {
+                Ok(instance) => instance,
+                Err(e) => return Err(Phase::Instantiate(e)),
+            };
+            let start = match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                Ok(start) => start,
+                Err(e) => return Err(Phase::NotACommand(outcome::message(&e))),
+            };
+            timings.instantiate = instantiating.elapsed();
+            let executing = Instant::now();
+            let result = start.call_async(&mut store, ()).await;
+            timings.execute = executing.elapsed();
+            result.map_err(Phase::Run)
+        });
+        let cx = Context {
+            budget: &store.data().budget,
+            watchdog_ms,
+        };
+        conclude(result.map(|()| 0), &cx)
+    }
+
+    fn run_component(
+        &self,
+        mut store: Store<ComponentHost>,
+        component: &Component,
+        ticks: u64,
+        watchdog_ms: u64,
+        timings: &mut Timings,
+    ) -> Outcome {
+        store.limiter(|host| &mut host.budget);
+        watch(&mut store, ticks);
+        let instantiating = Instant::now();
+        let result = self.runtime.block_on(async {
+            let command =
+                match Command::instantiate_async(&mut store, component, &self.components).await {
+                    Ok(command) => command,
+                    Err(e) => return Err(Phase::Instantiate(e)),
+                };
+            timings.instantiate = instantiating.elapsed();
+            let executing = Instant::now();
+            let result = command.wasi_cli_run().call_run(&mut store).await;
+            timings.execute = executing.elapsed();
+            match result {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(())) => Ok(1),
+                Err(e) => Err(Phase::Run(e)),
+            }
+        });
+        let cx = Context {
+            budget: &store.data().budget,
+            watchdog_ms,
+        };
+        conclude(result, &cx)
+    }
+}
+
+/// Where a run stopped short of a normal return.
+enum Phase {
+    Instantiate(wasmtime::Error),
+    NotACommand(String),
+    Run(wasmtime::Error),
+}
+
+fn conclude(result: Result<i32, Phase>, cx: &Context<'_>) -> Outcome {
+    match result {
+        Ok(code) => outcome::exited(code, cx),
+        Err(Phase::Instantiate(e)) => outcome::after_instantiation_error(&e, cx),
+        Err(Phase::NotACommand(message)) => Outcome::LoadRefused {
+            reason: format!("the module is not a WASI command (no `_start`): {message}"),
+        },
+        Err(Phase::Run(e)) => outcome::after_error(&e, cx),
+    }
+}
+
+fn refused_load(error: &wasmtime::Error) -> Outcome {
+    Outcome::LoadRefused {
+        reason: format!(
+            "wasmtime refused the precompiled code: {}",
+            outcome::message(error)
+        ),
+    }
+}
+
+/// Arms the watchdog on `store`: the deadline is `ticks` ahead now, and again every time a
+/// host call returns to WebAssembly. Reaching it traps with `Trap::Interrupt`.
+fn watch<T: 'static>(store: &mut Store<T>, ticks: u64) {
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(ticks);
+    store.call_hook(move |mut store, hook| {
+        if matches!(hook, CallHook::ReturningFromHost) {
+            store.set_epoch_deadline(ticks);
+        }
+        Ok(())
+    });
+}
