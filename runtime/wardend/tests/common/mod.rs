@@ -104,7 +104,18 @@ pub const APP_A: &str = "6a0c1f8e-3b2d-4e5f-9a7b-1c2d3e4f5a6b";
 pub const APP_B: &str = "7b1d2f9a-4c3e-4f60-8b8c-2d3e4f5a6b7c";
 
 pub fn pack(f: &Fixture, manifest: &str, version: u64, precompiled: Option<&[u8]>) -> Vec<u8> {
-    let entry: &[u8] = COMPONENT;
+    pack_code(f, manifest, version, COMPONENT, precompiled)
+}
+
+/// Packs `code` as the entry `bin/app.wasm`.
+pub fn pack_code(
+    f: &Fixture,
+    manifest: &str,
+    version: u64,
+    code: &[u8],
+    precompiled: Option<&[u8]>,
+) -> Vec<u8> {
+    let entry: &[u8] = code;
     let mut payloads = vec![PayloadInput {
         name: "bin/app.wasm".into(),
         role: PayloadRole::Entry,
