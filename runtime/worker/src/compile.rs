@@ -72,6 +72,15 @@ pub fn compile(wasm: &[u8], target: Option<&str>) -> Result<Vec<u8>, CompileErro
     }
 }
 
+/// What a compiler worker does in its before-seccomp hook: creates a host engine once (wasmtime
+/// installs its signal handlers on the first one, `rt_sigaction`) and seeds the thread's hash
+/// keys (`getrandom`), so that compiling under seccomp needs neither call.
+pub fn prepare_compiler() -> Result<(), CompileError> {
+    drop(engine_for(None)?);
+    drop(std::collections::HashMap::<u8, u8>::new());
+    Ok(())
+}
+
 /// Feeds `Hash` data into SHA-256, so the fingerprint does not depend on std's hasher.
 struct Sha256Hasher(Sha256);
 

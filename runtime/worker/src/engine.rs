@@ -17,14 +17,19 @@ const BACKTRACE_FRAMES: usize = 64;
 ///   explicitly so the `WASMTIME_BACKTRACE_DETAILS` environment variable cannot change the
 ///   artefact format between the compiler and the worker;
 /// - component model on; threads, GC and the other proposals that need extra cargo features
-///   are compiled out.
+///   are compiled out;
+/// - copy-on-write memory images off: wasmtime would otherwise build them with
+///   `memfd_create` + `write` + `fcntl(F_ADD_SEALS)` for every component at instantiation,
+///   three more syscalls in the worker's allow-list; data segments are copied instead, which
+///   costs the same private memory for a single instance.
 pub(crate) fn config(target: Option<&str>) -> wasmtime::Result<Config> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         .wasm_backtrace_max_frames(NonZeroUsize::new(BACKTRACE_FRAMES))
-        .wasm_backtrace_details(WasmBacktraceDetails::Disable);
+        .wasm_backtrace_details(WasmBacktraceDetails::Disable)
+        .memory_init_cow(false);
     if let Some(target) = target {
         config.target(target)?;
     }

@@ -21,6 +21,8 @@ mod sys;
 mod watchdog;
 
 #[cfg(feature = "compile")]
-pub use compile::{CompileError, WasmKind, compile, engine_fingerprint, wasm_kind};
+pub use compile::{
+    CompileError, WasmKind, compile, engine_fingerprint, prepare_compiler, wasm_kind,
+};
 pub use run::{PrepareError, Prepared, RunError, STORAGE_GUEST_PATH, Timings};
 pub use sys::{CHANNEL_FD, inherited_channel};

@@ -88,7 +88,9 @@ fn serve(channel: &Channel) -> Result<(), Failure> {
     let compiler = plan.seccomp == SeccompProfile::Compiler;
     let mut prepared = None;
     let report = confine(&plan, storage.as_ref(), || {
-        if !compiler {
+        if compiler {
+            prepare_compiler()?;
+        } else {
             prepared = Some(Prepared::new()?);
         }
         Ok(())
@@ -131,6 +133,16 @@ fn descriptors<const N: usize>(fds: Vec<OwnedFd>, what: &str) -> anyhow::Result<
     files
         .try_into()
         .map_err(|_| anyhow!("`{what}` needs {N} descriptors, got {got}"))
+}
+
+#[cfg(feature = "compile")]
+fn prepare_compiler() -> anyhow::Result<()> {
+    Ok(warden_worker::prepare_compiler()?)
+}
+
+#[cfg(not(feature = "compile"))]
+fn prepare_compiler() -> anyhow::Result<()> {
+    Ok(())
 }
 
 #[cfg(feature = "compile")]

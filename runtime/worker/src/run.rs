@@ -3,6 +3,7 @@
 //! checks, loads, instantiates and runs the app.
 
 use std::fs::File;
+use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,9 @@ pub struct Prepared {
     engine: Engine,
     modules: Linker<ModuleHost>,
     components: wasmtime::component::Linker<ComponentHost>,
-    runtime: tokio::runtime::Runtime,
+    /// Never dropped: its shutdown wakes a condition variable (`futex`), a syscall the worker's
+    /// steady state would otherwise not need, and the worker exits right after its one run.
+    runtime: ManuallyDrop<tokio::runtime::Runtime>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -137,7 +140,7 @@ impl Prepared {
             engine,
             modules,
             components,
-            runtime,
+            runtime: ManuallyDrop::new(runtime),
         })
     }
 

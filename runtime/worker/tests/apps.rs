@@ -132,3 +132,12 @@ fn storage_escapes_are_refused() {
     };
     assert!(code == 76 || code == 63, "errno {code}");
 }
+
+#[test]
+fn wasi_random_works() {
+    let app = precompile(&wat("random.wat"));
+    assert_eq!(
+        run(&app, &request(&app)).outcome,
+        Outcome::Exited { code: 0 }
+    );
+}

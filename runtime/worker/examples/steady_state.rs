@@ -1,0 +1,103 @@
+//! Measures what the worker does after the point where seccomp is installed.
+//!
+//! `steady_state APP.wasm|APP.wat [STORAGE_DIR]` compiles the app, opens every descriptor the
+//! supervisor would hand over, runs `Prepared::new` (the before-seccomp hook), then calls
+//! `getppid()` as a marker and runs the app and reports its outcome over a socket, as a worker
+//! does after seccomp. Under `strace -f`, the calls after `getppid` are the steady state:
+//!
+//! ```text
+//! strace -f -o trace.txt target/debug/examples/steady_state tests/guests/hello.wat
+//! sed -n '/getppid/,/getppid/p' trace.txt
+//! ```
+//!
+//! `steady_state --compile APP.wasm [TARGET]` does the same for a compiler worker: input and
+//! output descriptors open, marker, read + compile + write + report.
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+
+use anyhow::{Context, bail};
+use warden_ipc::{Channel, CodeKind, FromWorker, RunRequest};
+use warden_worker::{Prepared, WasmKind};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(app) = args.first() else {
+        bail!("usage: steady_state APP.wasm|APP.wat [STORAGE_DIR]");
+    };
+    if app == "--compile" {
+        return compile_steady_state(args.get(1).map(String::as_str), args.get(2));
+    }
+    let wasm = if app.ends_with(".wat") {
+        wat::parse_file(app)?
+    } else {
+        std::fs::read(app)?
+    };
+    let kind = match warden_worker::wasm_kind(&wasm).context("not wasm")? {
+        WasmKind::Component => CodeKind::Component,
+        _ => CodeKind::Module,
+    };
+    let artefact = warden_worker::compile(&wasm, None)?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("app.cwasm");
+    std::fs::write(&path, &artefact)?;
+    let code = File::open(&path)?;
+    let stdout = File::create(dir.path().join("stdout"))?;
+    let stderr = File::create(dir.path().join("stderr"))?;
+    let storage = match args.get(1) {
+        Some(dir) => Some(File::open(dir)?.into()),
+        None => None,
+    };
+    let (worker_end, supervisor_end) = Channel::pair()?;
+    let request = RunRequest {
+        kind,
+        code_sha256: {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&artefact))
+        },
+        args: vec!["app".to_owned()],
+        env: vec![],
+        memory_limit_bytes: 64 << 20,
+        watchdog_ms: 1000,
+        storage_quota_bytes: None,
+    };
+
+    let prepared = Prepared::new()?;
+    // ---- seccomp would be installed here ----
+    let _ = rustix::process::getppid();
+    let outcome = prepared.run(&request, code, stdout, stderr, storage)?;
+    worker_end.send(&FromWorker::Outcome(outcome), &[])?;
+    // ---- the worker exits here; the rest is this measurement's own reporting ----
+    let _ = rustix::process::getppid();
+    let (reply, _) = supervisor_end.recv::<FromWorker>()?;
+    eprintln!("{reply:?}");
+    Ok(())
+}
+
+fn compile_steady_state(input: Option<&str>, target: Option<&String>) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+
+    let input = input.context("usage: steady_state --compile APP.wasm [TARGET]")?;
+    let mut input = File::open(input)?;
+    let dir = tempfile::tempdir()?;
+    let mut output = File::create(dir.path().join("out.cwasm"))?;
+    let (worker_end, supervisor_end) = Channel::pair()?;
+    warden_worker::prepare_compiler()?;
+    // ---- seccomp would be installed here ----
+    let _ = rustix::process::getppid();
+    let mut wasm = Vec::new();
+    input.read_to_end(&mut wasm)?;
+    let artefact = warden_worker::compile(&wasm, target.map(String::as_str))?;
+    output.write_all(&artefact)?;
+    worker_end.send(
+        &FromWorker::Compiled {
+            size: u64::try_from(artefact.len())?,
+            sha256: String::new(),
+        },
+        &[],
+    )?;
+    let _ = rustix::process::getppid();
+    let (reply, _) = supervisor_end.recv::<FromWorker>()?;
+    eprintln!("{reply:?}");
+    Ok(())
+}
