@@ -1,0 +1,474 @@
+//! Seccomp allow-lists: reviewed JSON data, one file per target architecture, picked at build
+//! time and compiled with seccompiler. Every profile's default action is `kill_process`.
+//!
+//! File format (`runtime/sandbox/seccomp/<arch>.json`): `{"arch", "comment", "profiles": {name:
+//! {"comment", "extends"?, "syscalls": [rule…]}}}`. A rule is seccompiler's own rule object
+//! (`syscall`, optional `args` conditions), and here a `comment` is required on every rule and
+//! every condition. `extends` copies another profile's rules first. Adding a syscall is one line.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use warden_ipc::SeccompProfile;
+
+/// The profile file of the architecture this crate is built for, if there is one.
+#[cfg(target_arch = "x86_64")]
+const PROFILES: Option<(&str, &str)> = Some(("x86_64", include_str!("../seccomp/x86_64.json")));
+#[cfg(target_arch = "aarch64")]
+const PROFILES: Option<(&str, &str)> = Some(("aarch64", include_str!("../seccomp/aarch64.json")));
+/// armv7 and others: no profile yet (seccompiler has no 32-bit ARM backend); confinement
+/// refuses to finish rather than run without a filter.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const PROFILES: Option<(&str, &str)> = None;
+
+/// Why a profile could not be loaded, compiled or installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeccompError {
+    #[error("no seccomp profile file for target architecture {arch}")]
+    NoProfileForArch { arch: &'static str },
+    #[error("seccomp profile file {arch}.json: {message}")]
+    BadFile { arch: String, message: String },
+    #[error("seccomp profile {profile} is not in {arch}.json")]
+    NoSuchProfile { arch: String, profile: String },
+    #[error("compiling seccomp profile {profile} for {arch}: {message}")]
+    Compile {
+        arch: String,
+        profile: String,
+        message: String,
+    },
+    #[error("installing seccomp profile {profile}: {message}")]
+    Install { profile: String, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfileFile {
+    pub(crate) arch: String,
+    /// Read by reviewers only.
+    #[allow(dead_code)]
+    pub(crate) comment: String,
+    pub(crate) profiles: BTreeMap<String, ProfileDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfileDef {
+    /// Read by the review tests only.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) comment: String,
+    #[serde(default)]
+    pub(crate) extends: Option<String>,
+    pub(crate) syscalls: Vec<Rule>,
+}
+
+/// One seccompiler rule, with a required comment.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rule {
+    pub(crate) syscall: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) args: Option<Vec<Condition>>,
+    pub(crate) comment: String,
+}
+
+/// One seccompiler argument condition, with a required comment (e.g. the ioctl's name).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Condition {
+    pub(crate) index: u8,
+    #[serde(rename = "type")]
+    pub(crate) len: String,
+    pub(crate) op: serde_json::Value,
+    pub(crate) val: u64,
+    pub(crate) comment: String,
+}
+
+/// The file's name for a profile.
+pub(crate) fn profile_name(profile: SeccompProfile) -> &'static str {
+    match profile {
+        SeccompProfile::Worker => "worker",
+        SeccompProfile::WorkerStorage => "worker_storage",
+        SeccompProfile::Compiler => "compiler",
+    }
+}
+
+pub(crate) fn parse(arch: &str, text: &str) -> Result<ProfileFile, SeccompError> {
+    let file: ProfileFile = serde_json::from_str(text).map_err(|e| SeccompError::BadFile {
+        arch: arch.to_owned(),
+        message: e.to_string(),
+    })?;
+    if file.arch != arch {
+        return Err(SeccompError::BadFile {
+            arch: arch.to_owned(),
+            message: format!("says arch {:?}", file.arch),
+        });
+    }
+    Ok(file)
+}
+
+impl ProfileFile {
+    /// The rules of `name`, its `extends` chain first.
+    pub(crate) fn rules(&self, name: &str) -> Result<Vec<Rule>, SeccompError> {
+        let mut chain = Vec::new();
+        let mut at = Some(name.to_owned());
+        while let Some(current) = at {
+            if chain.contains(&current) || chain.len() > 8 {
+                return Err(SeccompError::BadFile {
+                    arch: self.arch.clone(),
+                    message: format!("profile {name} extends itself"),
+                });
+            }
+            let def = self
+                .profiles
+                .get(&current)
+                .ok_or_else(|| SeccompError::NoSuchProfile {
+                    arch: self.arch.clone(),
+                    profile: current.clone(),
+                })?;
+            at = def.extends.clone();
+            chain.push(current);
+        }
+        let mut rules = Vec::new();
+        for name in chain.iter().rev() {
+            if let Some(def) = self.profiles.get(name) {
+                rules.extend(def.syscalls.iter().cloned());
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The distinct syscall names of a profile, sorted.
+    pub(crate) fn syscalls(&self, name: &str) -> Result<BTreeSet<String>, SeccompError> {
+        Ok(self.rules(name)?.into_iter().map(|r| r.syscall).collect())
+    }
+
+    /// Compiles `name` with seccompiler for `arch`: allow on match, kill the process otherwise.
+    pub(crate) fn compile(
+        &self,
+        name: &str,
+        arch: seccompiler::TargetArch,
+    ) -> Result<seccompiler::BpfProgram, SeccompError> {
+        let rules = self.rules(name)?;
+        let filter = serde_json::json!({
+            name: {
+                "mismatch_action": "kill_process",
+                "match_action": "allow",
+                "filter": rules,
+            }
+        });
+        let text = filter.to_string();
+        let err = |message: String| SeccompError::Compile {
+            arch: self.arch.clone(),
+            profile: name.to_owned(),
+            message,
+        };
+        let mut programs = seccompiler::compile_from_json(text.as_bytes(), arch)
+            .map_err(|e| err(e.to_string()))?;
+        programs
+            .remove(name)
+            .ok_or_else(|| err("seccompiler returned no program".into()))
+    }
+}
+
+/// A compiled profile, ready to install.
+#[derive(Debug)]
+pub(crate) struct CompiledProfile {
+    pub(crate) name: &'static str,
+    pub(crate) arch: &'static str,
+    pub(crate) syscalls: usize,
+    program: seccompiler::BpfProgram,
+}
+
+/// Loads and compiles the build target's profile.
+pub(crate) fn compile_for_this_arch(
+    profile: SeccompProfile,
+) -> Result<CompiledProfile, SeccompError> {
+    let (arch, text) = PROFILES.ok_or(SeccompError::NoProfileForArch {
+        arch: std::env::consts::ARCH,
+    })?;
+    let target = seccompiler::TargetArch::try_from(arch).map_err(|e| SeccompError::Compile {
+        arch: arch.to_owned(),
+        profile: profile_name(profile).to_owned(),
+        message: e.to_string(),
+    })?;
+    let file = parse(arch, text)?;
+    let name = profile_name(profile);
+    let program = file.compile(name, target)?;
+    Ok(CompiledProfile {
+        name,
+        arch,
+        syscalls: file.syscalls(name)?.len(),
+        program,
+    })
+}
+
+impl CompiledProfile {
+    /// Installs the filter on the calling thread (the only one). Irreversible.
+    pub(crate) fn install(&self) -> Result<(), SeccompError> {
+        seccompiler::apply_filter(&self.program).map_err(|e| SeccompError::Install {
+            profile: self.name.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The syscalls `profile` allows on the architecture this crate was built for, sorted (for
+/// reviews, benchmarks and the supervisor's status page).
+pub fn profile_syscalls(profile: SeccompProfile) -> Result<Vec<String>, SeccompError> {
+    let (arch, text) = PROFILES.ok_or(SeccompError::NoProfileForArch {
+        arch: std::env::consts::ARCH,
+    })?;
+    Ok(parse(arch, text)?
+        .syscalls(profile_name(profile))?
+        .into_iter()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILES: [(&str, &str, seccompiler::TargetArch); 2] = [
+        (
+            "x86_64",
+            include_str!("../seccomp/x86_64.json"),
+            seccompiler::TargetArch::x86_64,
+        ),
+        (
+            "aarch64",
+            include_str!("../seccomp/aarch64.json"),
+            seccompiler::TargetArch::aarch64,
+        ),
+    ];
+
+    const PROFILES_NAMES: [&str; 3] = ["worker", "worker_storage", "compiler"];
+
+    /// No profile may contain any of these: each opens a way out of the sandbox or into the
+    /// kernel's less-travelled code.
+    const DENIED: &[&str] = &[
+        "socket",
+        "socketpair",
+        "connect",
+        "bind",
+        "listen",
+        "accept",
+        "accept4",
+        "open",
+        "creat",
+        "fork",
+        "vfork",
+        "clone",
+        "clone3",
+        "execve",
+        "execveat",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "process_madvise",
+        "pidfd_open",
+        "pidfd_getfd",
+        "pidfd_send_signal",
+        "kill",
+        "tkill",
+        "tgkill",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "fsopen",
+        "fsmount",
+        "fsconfig",
+        "move_mount",
+        "open_tree",
+        "mount_setattr",
+        "unshare",
+        "setns",
+        "bpf",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "perf_event_open",
+        "userfaultfd",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "memfd_create",
+        "memfd_secret",
+        "setuid",
+        "setgid",
+        "setreuid",
+        "setregid",
+        "setresuid",
+        "setresgid",
+        "setgroups",
+        "setfsuid",
+        "setfsgid",
+        "capset",
+        "prctl",
+        "seccomp",
+        "landlock_create_ruleset",
+        "landlock_add_rule",
+        "landlock_restrict_self",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "fchmodat2",
+        "chown",
+        "fchown",
+        "fchownat",
+        "lchown",
+        "mknod",
+        "mknodat",
+        "name_to_handle_at",
+        "open_by_handle_at",
+        "quotactl",
+        "swapon",
+        "swapoff",
+        "reboot",
+        "syslog",
+        "acct",
+        "iopl",
+        "ioperm",
+        "personality",
+        "mbind",
+        "migrate_pages",
+        "move_pages",
+        "set_mempolicy",
+        "fanotify_init",
+        "inotify_init1",
+        "lookup_dcookie",
+        "vhangup",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "sethostname",
+        "setdomainname",
+        "uselib",
+        "modify_ldt",
+    ];
+
+    fn each_file() -> impl Iterator<Item = (&'static str, ProfileFile, seccompiler::TargetArch)> {
+        FILES
+            .iter()
+            .map(|(arch, text, target)| (*arch, parse(arch, text).unwrap(), *target))
+    }
+
+    #[test]
+    fn every_profile_of_every_arch_compiles() {
+        for (arch, file, target) in each_file() {
+            for name in PROFILES_NAMES {
+                let program = file.compile(name, target).unwrap();
+                assert!(!program.is_empty(), "{arch}/{name}");
+            }
+            let names: Vec<&str> = file.profiles.keys().map(String::as_str).collect();
+            let mut expected = PROFILES_NAMES.to_vec();
+            expected.sort_unstable();
+            assert_eq!(names, expected, "{arch}: unexpected profiles");
+        }
+    }
+
+    #[test]
+    fn every_rule_and_condition_says_why() {
+        for (arch, file, _) in each_file() {
+            for (name, def) in &file.profiles {
+                assert!(
+                    !def.comment.trim().is_empty(),
+                    "{arch}/{name} has no comment"
+                );
+                for rule in &def.syscalls {
+                    assert!(
+                        rule.comment.trim().len() >= 8,
+                        "{arch}/{name}: {} has no real comment",
+                        rule.syscall
+                    );
+                    for cond in rule.args.iter().flatten() {
+                        assert!(
+                            !cond.comment.trim().is_empty(),
+                            "{arch}/{name}: a condition of {} has no comment",
+                            rule.syscall
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_profile_allows_a_dangerous_syscall() {
+        for (arch, file, _) in each_file() {
+            for name in PROFILES_NAMES {
+                let allowed = file.syscalls(name).unwrap();
+                let bad: Vec<&&str> = DENIED.iter().filter(|s| allowed.contains(**s)).collect();
+                assert!(bad.is_empty(), "{arch}/{name} allows {bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ioctl_is_only_ever_allowed_with_a_named_request() {
+        for (arch, file, _) in each_file() {
+            for name in PROFILES_NAMES {
+                for rule in file.rules(name).unwrap() {
+                    if rule.syscall == "ioctl" || rule.syscall == "fcntl" {
+                        let conds = rule.args.unwrap_or_default();
+                        assert!(
+                            conds.iter().any(|c| c.index == 1 && c.op == "eq"),
+                            "{arch}/{name}: {} without a request restriction",
+                            rule.syscall
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn both_arches_allow_the_same_calls_where_the_kernel_has_them() {
+        // aarch64 lacks legacy calls x86_64 keeps (poll, open, ...); none is in a profile, so the
+        // sets must be equal. List any exception here.
+        let x86_only: BTreeSet<&str> = BTreeSet::new();
+        let files: Vec<_> = each_file().collect();
+        for name in PROFILES_NAMES {
+            let x86 = files[0].1.syscalls(name).unwrap();
+            let arm = files[1].1.syscalls(name).unwrap();
+            let only_x86: BTreeSet<&str> = x86.difference(&arm).map(String::as_str).collect();
+            let only_arm: BTreeSet<&str> = arm.difference(&x86).map(String::as_str).collect();
+            assert!(
+                only_x86.is_subset(&x86_only),
+                "{name}: only on x86_64: {only_x86:?}"
+            );
+            assert!(only_arm.is_empty(), "{name}: only on aarch64: {only_arm:?}");
+        }
+    }
+
+    #[test]
+    fn worker_storage_extends_worker() {
+        for (arch, file, _) in each_file() {
+            let worker = file.syscalls("worker").unwrap();
+            let storage = file.syscalls("worker_storage").unwrap();
+            assert!(worker.is_subset(&storage), "{arch}");
+        }
+    }
+
+    #[test]
+    fn the_build_target_has_a_profile() {
+        for profile in [
+            SeccompProfile::Worker,
+            SeccompProfile::WorkerStorage,
+            SeccompProfile::Compiler,
+        ] {
+            let compiled = compile_for_this_arch(profile).unwrap();
+            assert!(compiled.syscalls > 5);
+            assert!(!profile_syscalls(profile).unwrap().is_empty());
+        }
+    }
+}
