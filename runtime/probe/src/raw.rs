@@ -329,10 +329,40 @@ pub(crate) fn munmap(addr: i64, len: usize) -> SysResult {
     check(unsafe { libc::syscall(libc::SYS_munmap, addr, len) })
 }
 
-/// `getrandom(buf, 0)`.
-pub(crate) fn getrandom(buf: &mut [u8]) -> SysResult {
-    // SAFETY: `buf` is writable for its length.
-    check(unsafe { libc::syscall(libc::SYS_getrandom, buf.as_mut_ptr(), buf.len(), 0) })
+/// `clock_nanosleep(CLOCK_MONOTONIC, 0, nanoseconds)`.
+pub(crate) fn sleep_nanos(nanos: i64) -> SysResult {
+    let request = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: nanos,
+    };
+    // SAFETY: a valid timespec, null remainder.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &request as *const libc::timespec,
+            std::ptr::null_mut::<libc::timespec>(),
+        )
+    };
+    check(ret)
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` as the raw syscall (not the vDSO); returns seconds.
+pub(crate) fn monotonic_seconds() -> SysResult {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a writable timespec.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut now as *mut libc::timespec,
+        )
+    })
+    .map(|_| now.tv_sec)
 }
 
 /// `setitimer(ITIMER_REAL, seconds)`; 0 cancels.
