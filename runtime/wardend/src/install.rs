@@ -238,6 +238,22 @@ pub fn install(
     // 2. Rollback.
     let record = verified.rollback_record();
     let decision = rollback::check(index.rollback.get(&component), &record)?;
+    let store_name = hex::encode(verified.header_sha256());
+    if index
+        .apps
+        .get(&component)
+        .is_some_and(|app| app.store == store_name)
+    {
+        // This exact signed package is installed: its committed store directory must never be
+        // touched (a crash while replacing it would leave the index naming nothing).
+        return Ok(Installed {
+            component_id: component,
+            name: header.name,
+            version: header.version,
+            decision: "reinstall (already installed, nothing changed)".into(),
+            warnings: Vec::new(),
+        });
+    }
 
     // 3. Hardware resolution and ownership against the other installed apps.
     let others = installed_apps(state, index, device, Some(&component))?;
@@ -266,11 +282,10 @@ pub fn install(
         .map_err(|e| StateError::io("write", &state.path().join(STAGING), e))?;
     state::sync_tree(&staging.dir)
         .map_err(|e| StateError::io("sync", &state.path().join(STAGING), e))?;
-    let store_name = hex::encode(verified.header_sha256());
     let store = state.dir(STORE)?;
     if store.exists(&store_name) {
-        // The same signed header was installed before (a reinstall after an uninstall, or an
-        // interrupted install whose index commit never happened): its content is the same.
+        // Not referenced by the index (that case returned above): left by an uninstall or by
+        // an install interrupted before its commit. Replacing it cannot break the index.
         store
             .remove_dir_all(&store_name)
             .map_err(|e| StateError::io("replace", &state.path().join(STORE), e))?;

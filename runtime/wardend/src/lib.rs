@@ -16,6 +16,7 @@ pub mod logs;
 pub mod reports;
 pub mod state;
 pub mod supervisor;
+pub mod worker;
 
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn now() -> u64 {

@@ -67,7 +67,29 @@ fn upgrade_reinstall_and_rollback() {
     install(&f, &mut index, &v1).unwrap();
     let old_store = index.apps[APP_A].store.clone();
     let uid = index.apps[APP_A].uid;
-    assert_eq!(install(&f, &mut index, &v1).unwrap().decision, "reinstall");
+    let compiles = f.compiler.calls.load(Ordering::SeqCst);
+    let committed = Index::load(&f.state).unwrap();
+    assert_eq!(
+        install(&f, &mut index, &v1).unwrap().decision,
+        "reinstall (already installed, nothing changed)"
+    );
+    assert_eq!(
+        f.compiler.calls.load(Ordering::SeqCst),
+        compiles,
+        "nothing was recompiled"
+    );
+    assert_eq!(
+        Index::load(&f.state).unwrap(),
+        committed,
+        "nothing was committed"
+    );
+    assert!(
+        f.state_path
+            .join("store")
+            .join(&old_store)
+            .join("meta.json")
+            .is_file()
+    );
 
     let v2 = pack(&f, &manifest(APP_A, "$SAMPLE_LED"), 2, None);
     assert_eq!(

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use warden_ipc::{
     Channel, ConfinePlan, ConfinementReport, FromWorker, PROTOCOL_VERSION, SeccompProfile, ToWorker,
 };
@@ -37,6 +37,24 @@ impl<T, E: Into<anyhow::Error>> Stage<T> for Result<T, E> {
 }
 
 fn main() -> ExitCode {
+    // `warden-worker fingerprint [TARGET]`: the engine fingerprint, so the supervisor can match
+    // signed precompiled artefacts. Runs no app code and reads no app bytes.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some("fingerprint") = args.first().map(String::as_str) {
+        return match warden_worker::engine_fingerprint(args.get(1).map(String::as_str)) {
+            Ok(fingerprint) => {
+                #[allow(clippy::print_stdout)] // the fingerprint is this mode's output
+                {
+                    println!("{fingerprint}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("warden-worker: fingerprint: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let channel = match warden_worker::inherited_channel() {
         Ok(channel) => channel,
         Err(e) => {
@@ -173,18 +191,16 @@ fn compile(_input: File, _output: File, _target: Option<&str>) -> anyhow::Result
 
 /// The one place that calls the sandbox: `warden_sandbox::confine(plan, storage, hook)` runs
 /// the documented confinement steps in order and calls `before_seccomp` right before the last
-/// one (seccomp).
-///
-/// `warden_sandbox::confine` has not landed yet; until it does this refuses to go on (fail
-/// closed: a worker never runs an app unconfined).
+/// one (seccomp). A worker never runs an app unconfined: any failure here ends it.
 fn confine(
     plan: &ConfinePlan,
     storage: Option<&OwnedFd>,
     before_seccomp: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<ConfinementReport> {
-    let _ = (storage, before_seccomp);
-    bail!(
-        "app {}: warden_sandbox::confine is not available in this build",
-        plan.app
-    )
+    use std::os::fd::AsFd as _;
+    Ok(warden_sandbox::confine(
+        plan,
+        storage.map(|fd| fd.as_fd()),
+        || before_seccomp().map_err(|e| format!("{e:#}")),
+    )?)
 }

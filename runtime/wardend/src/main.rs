@@ -1,0 +1,126 @@
+//! `wardend`: loads the device configuration, opens the state directory, starts autostart
+//! apps, and serves the control API until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use warden_sandbox::CgroupConfig;
+use wardend::device::DeviceConfig;
+use wardend::state::StateDir;
+use wardend::supervisor::{RestartPolicy, Supervisor};
+use wardend::worker::{WorkerCompiler, WorkerLauncher};
+
+/// The Warden supervisor.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Device state directory (installed apps, storage, reports).
+    #[arg(long, default_value = "/var/lib/warden")]
+    state: PathBuf,
+    /// The board file; its hardware definitions are read from beside it.
+    #[arg(long)]
+    board: PathBuf,
+    /// The trust file (root keys and the root-signed key list).
+    #[arg(long)]
+    trust: PathBuf,
+    /// The control API socket (mode 0600).
+    #[arg(long, default_value = "/run/warden/control.sock")]
+    socket: PathBuf,
+    /// The worker binary (default: `warden-worker` beside this binary).
+    #[arg(long)]
+    worker: Option<PathBuf>,
+    /// This device's id, for development unlock tokens.
+    #[arg(long)]
+    device_id: Option<String>,
+    /// A development unlock token for this device.
+    #[arg(long)]
+    unlock: Option<PathBuf>,
+    /// Failure reports kept.
+    #[arg(long, default_value_t = 256)]
+    reports: usize,
+    /// Parent cgroup for the per-app groups.
+    #[arg(long, default_value = "warden")]
+    cgroup_parent: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let worker = match args.worker {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("cannot find this binary's directory")?
+            .with_file_name("warden-worker"),
+    };
+    let worker = std::fs::canonicalize(&worker)
+        .with_context(|| format!("worker binary {}", worker.display()))?;
+    let cgroups = CgroupConfig {
+        parent: args.cgroup_parent,
+        ..CgroupConfig::default()
+    };
+    let device = DeviceConfig::load(
+        &args.board,
+        &args.trust,
+        args.device_id,
+        args.unlock.as_deref(),
+    )?;
+    let state = StateDir::open(&args.state)?;
+    let compiler =
+        WorkerCompiler::new(worker.clone(), cgroups.clone()).map_err(anyhow::Error::msg)?;
+    let launcher = WorkerLauncher {
+        program: worker,
+        cgroups,
+    };
+    if let Some(dir) = args.socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let listener = wardend::http::bind(&args.socket)
+        .with_context(|| format!("binding {}", args.socket.display()))?;
+    let supervisor = Supervisor::open(
+        state,
+        device,
+        Box::new(compiler),
+        Box::new(launcher),
+        RestartPolicy::default(),
+        args.reports,
+    )?;
+    eprintln!(
+        "wardend: serving {} (state {}, board {})",
+        args.socket.display(),
+        args.state.display(),
+        supervisor.device().board.name
+    );
+    let served = supervisor.clone();
+    std::thread::Builder::new()
+        .name("control-api".into())
+        .spawn(move || {
+            wardend::http::serve(
+                listener,
+                Arc::new(move |req: &mut wardend::http::Request<'_>| {
+                    wardend::api::route(&served, req)
+                }),
+            )
+        })?;
+    wait_for_termination();
+    eprintln!("wardend: stopping every app");
+    supervisor.stop_all();
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_termination() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            let _ = signals.forever().next();
+        }
+        Err(e) => {
+            eprintln!("wardend: cannot watch signals ({e}); running until killed");
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The real [`Launcher`] and [`Compiler`]: each starts `warden-worker` through
+//! `warden_sandbox::spawn` (fresh namespaces, its own cgroup), tells it how to confine itself,
+//! and only then hands it code.
+//!
+//! Code reaches a worker as a **sealed memfd**: the supervisor copies the store file into it
+//! while hashing, refuses to launch if the digest differs from the one recorded at install,
+//! and seals it against writes, so the bytes the worker maps are exactly the bytes checked.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
+use sha2::{Digest, Sha256};
+use warden_ipc::{
+    Channel, CompileRequest, ConfinePlan, FromWorker, Outcome, PROTOCOL_VERSION, Rlimits,
+    RunRequest, SeccompProfile, ToWorker,
+};
+use warden_sandbox::{AppCgroup, CgroupConfig, CgroupLimits};
+use warden_sandbox::{SandboxChild, SpawnRequest, WorkerExit, spawn};
+
+use crate::install::Compiler;
+use crate::logs::{Log, Stream};
+use crate::reports::FailureKind;
+use crate::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
+
+/// The uid the confined compiler runs as: no app owns it.
+pub const COMPILER_UID: u32 = 199_999;
+/// Descriptors a worker may hold.
+const WORKER_NOFILE: u64 = 64;
+/// Memory a compiler may use (Cranelift on a large component).
+const COMPILER_MEMORY: u64 = 1024 * 1024 * 1024;
+/// Tasks per worker: the worker itself (it starts no threads).
+const WORKER_PIDS: u64 = 4;
+
+/// Starts confined workers from the `warden-worker` binary at `program`.
+#[derive(Debug, Clone)]
+pub struct WorkerLauncher {
+    pub program: PathBuf,
+    pub cgroups: CgroupConfig,
+}
+
+fn cgroup_name(app: &str) -> String {
+    format!("app-{app}")
+}
+
+/// Copies `code` into a sealed memfd, checking its SHA-256 on the way.
+fn sealed_copy(mut code: File, expected: &str) -> Result<File, String> {
+    let fd = memfd_create(
+        "warden-code",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| format!("memfd_create: {e}"))?;
+    let mut memfd = File::from(fd);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = code
+            .read(&mut buf)
+            .map_err(|e| format!("reading code: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        memfd
+            .write_all(chunk)
+            .map_err(|e| format!("copying code: {e}"))?;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected {
+        return Err(format!(
+            "code on disk changed since install: sha256 {actual}, recorded {expected}"
+        ));
+    }
+    fcntl_add_seals(
+        &memfd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )
+    .map_err(|e| format!("sealing the code memfd: {e}"))?;
+    Ok(memfd)
+}
+
+/// Spawns a worker and has it confine itself; returns it ready for `Run` or `Compile`.
+fn start_confined(
+    program: &PathBuf,
+    cgroup: Option<&AppCgroup>,
+    plan: &ConfinePlan,
+    storage: Option<&File>,
+) -> Result<(SandboxChild, Channel, Vec<String>), String> {
+    let (ours, theirs) = Channel::pair().map_err(|e| e.to_string())?;
+    let mut request = SpawnRequest::new(program, theirs.as_fd());
+    if let Some(cgroup) = cgroup {
+        request = request.cgroup(cgroup);
+    }
+    let child = spawn(&request).map_err(|e| format!("spawn: {e}"))?;
+    // Our copy of the worker's end must go, so its death closes the channel.
+    drop(theirs);
+    let fds: Vec<_> = storage.iter().map(|f| f.as_fd()).collect();
+    ours.send(&ToWorker::Confine(plan.clone()), &fds)
+        .map_err(|e| format!("sending the confinement plan: {e}"))?;
+    match ours.recv::<FromWorker>() {
+        Ok((FromWorker::Confined(report), _)) => {
+            let steps = report
+                .steps
+                .iter()
+                .map(|s| format!("{}: {}", s.step, s.detail))
+                .collect();
+            Ok((child, ours, steps))
+        }
+        Ok((FromWorker::Failed { stage, message }, _)) => {
+            Err(format!("worker failed to {stage}: {message}"))
+        }
+        Ok((other, _)) => Err(format!("unexpected answer to `confine`: {other:?}")),
+        Err(e) => Err(format!("no answer to `confine`: {e}")),
+    }
+}
+
+impl Launcher for WorkerLauncher {
+    fn launch(&self, spec: LaunchSpec, log: Log) -> Result<Arc<dyn RunningWorker>, String> {
+        let code = sealed_copy(spec.code, &spec.code_sha256)?;
+        let cgroup = AppCgroup::create(
+            &self.cgroups,
+            &cgroup_name(&spec.app),
+            &CgroupLimits {
+                // The wasm limit plus room for the engine, code and stacks.
+                memory_bytes: Some(spec.memory_limit_bytes + 64 * 1024 * 1024),
+                pids: Some(WORKER_PIDS),
+                cpu_weight: None,
+            },
+        )
+        .map_err(|e| format!("cgroup: {e}"))?;
+        for line in &cgroup.report().lines {
+            log.push(Stream::Supervisor, format!("cgroup: {line}").as_bytes());
+        }
+        let plan = ConfinePlan {
+            protocol: PROTOCOL_VERSION,
+            app: spec.app.clone(),
+            uid: spec.uid,
+            gid: spec.uid,
+            rlimits: Rlimits {
+                nofile: WORKER_NOFILE,
+                fsize_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
+            },
+            storage: spec.storage.is_some(),
+            seccomp: if spec.storage.is_some() {
+                SeccompProfile::WorkerStorage
+            } else {
+                SeccompProfile::Worker
+            },
+        };
+        let (child, channel, steps) = start_confined(
+            &self.program,
+            Some(&cgroup),
+            &plan,
+            spec.storage.as_ref().map(|s| &s.dir),
+        )?;
+        for step in steps {
+            log.push(Stream::Supervisor, format!("confined: {step}").as_bytes());
+        }
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let request = RunRequest {
+            kind: spec.kind,
+            code_sha256: spec.code_sha256.clone(),
+            args: spec.args.clone(),
+            env: vec![],
+            memory_limit_bytes: spec.memory_limit_bytes,
+            watchdog_ms: spec.watchdog_ms,
+            storage_quota_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
+        };
+        channel
+            .send(
+                &ToWorker::Run(request),
+                &[code.as_fd(), out_w.as_fd(), err_w.as_fd()],
+            )
+            .map_err(|e| format!("sending the run request: {e}"))?;
+        drop((out_w, err_w, code));
+        let pumps = [(Stream::Stdout, out_r), (Stream::Stderr, err_r)]
+            .into_iter()
+            .map(|(stream, fd): (Stream, OwnedFd)| {
+                let log = log.clone();
+                std::thread::spawn(move || log.pump(stream, File::from(fd)))
+            })
+            .collect();
+        Ok(Arc::new(ConfinedWorker {
+            pid: child.pid(),
+            child: Mutex::new(child),
+            channel,
+            cgroup: Mutex::new(Some(cgroup)),
+            pumps: Mutex::new(pumps),
+            limits: (spec.memory_limit_bytes, spec.watchdog_ms),
+        }))
+    }
+}
+
+/// A running confined worker.
+struct ConfinedWorker {
+    pid: u32,
+    child: Mutex<SandboxChild>,
+    channel: Channel,
+    cgroup: Mutex<Option<AppCgroup>>,
+    pumps: Mutex<Vec<JoinHandle<()>>>,
+    /// (memory limit bytes, watchdog ms), for reports.
+    limits: (u64, u64),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RunningWorker for ConfinedWorker {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn kill(&self) {
+        let _ = lock(&self.child).kill();
+    }
+
+    fn wait(&self) -> End {
+        // The worker's last word, or the channel closing when it dies.
+        let said = self.channel.recv::<FromWorker>().ok().map(|(m, _)| m);
+        let exit = lock(&self.child).wait();
+        for pump in lock(&self.pumps).drain(..) {
+            let _ = pump.join();
+        }
+        let oom = lock(&self.cgroup)
+            .take()
+            .map(|cg| {
+                let kills = cg.oom_kills().ok().flatten().map_or(0, |o| o.kills);
+                let _ = cg.remove();
+                kills > 0
+            })
+            .unwrap_or(false);
+        classify(said, exit.ok(), oom, self.limits)
+    }
+
+    fn memory_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Combines what the worker said with how it ended.
+fn classify(
+    said: Option<FromWorker>,
+    exit: Option<WorkerExit>,
+    oom: bool,
+    (memory_limit, watchdog_ms): (u64, u64),
+) -> End {
+    let failed = |failure, detail: String| End::Failed {
+        failure,
+        detail,
+        backtrace: vec![],
+    };
+    match said {
+        Some(FromWorker::Outcome(outcome)) => match outcome {
+            Outcome::Exited { code: 0 } => End::Clean,
+            Outcome::Exited { code } => failed(
+                FailureKind::Exit { code },
+                format!("exited with code {code}"),
+            ),
+            Outcome::Trapped {
+                trap,
+                message,
+                backtrace,
+            } => End::Failed {
+                failure: FailureKind::Trap { trap },
+                detail: message,
+                backtrace,
+            },
+            Outcome::Watchdog { watchdog_ms } => failed(
+                FailureKind::Watchdog { watchdog_ms },
+                format!("ran WebAssembly for more than {watchdog_ms} ms without yielding"),
+            ),
+            Outcome::MemoryLimit {
+                limit_bytes,
+                requested_bytes,
+            } => failed(
+                FailureKind::MemoryLimit { limit_bytes },
+                format!("asked for {requested_bytes} bytes, limit {limit_bytes}"),
+            ),
+            Outcome::LoadRefused { reason } => failed(FailureKind::LoadRefused, reason),
+        },
+        Some(FromWorker::Failed { stage, message }) => {
+            failed(FailureKind::WorkerFailed { stage }, message)
+        }
+        Some(other) => failed(
+            FailureKind::WorkerFailed {
+                stage: "protocol".into(),
+            },
+            format!("unexpected message {other:?}"),
+        ),
+        None => match exit {
+            Some(WorkerExit::SecurityViolation) => failed(
+                FailureKind::SecurityViolation {
+                    signal: libc_sigsys(),
+                },
+                "killed by seccomp: the worker attempted a forbidden system call".into(),
+            ),
+            Some(WorkerExit::Killed) if oom => failed(
+                FailureKind::OutOfMemory,
+                format!(
+                    "killed by the kernel for exceeding its memory cgroup (app limit {memory_limit} bytes)"
+                ),
+            ),
+            Some(WorkerExit::Killed) => failed(
+                FailureKind::Signal { signal: 9 },
+                format!("killed (SIGKILL); watchdog was {watchdog_ms} ms"),
+            ),
+            Some(WorkerExit::Signaled(signal)) => failed(
+                FailureKind::Signal { signal },
+                format!("killed by signal {signal}"),
+            ),
+            Some(WorkerExit::Exited(code)) => failed(
+                FailureKind::WorkerFailed {
+                    stage: "exit".into(),
+                },
+                format!("worker exited with code {code} without reporting an outcome"),
+            ),
+            Some(_) | None => failed(
+                FailureKind::WorkerFailed {
+                    stage: "wait".into(),
+                },
+                "the worker's end could not be read".into(),
+            ),
+        },
+    }
+}
+
+/// SIGSYS's number on Linux (31 on x86_64, aarch64 and arm).
+const fn libc_sigsys() -> i32 {
+    31
+}
+
+/// Compiles WebAssembly in a confined worker with no rights at all.
+#[derive(Debug)]
+pub struct WorkerCompiler {
+    pub program: PathBuf,
+    pub cgroups: CgroupConfig,
+    target: String,
+    fingerprint: String,
+}
+
+impl WorkerCompiler {
+    /// Asks the worker binary (unconfined, no app bytes involved) for its engine fingerprint.
+    pub fn new(program: PathBuf, cgroups: CgroupConfig) -> Result<WorkerCompiler, String> {
+        let out = std::process::Command::new(&program)
+            .arg("fingerprint")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} fingerprint failed: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let fingerprint = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(WorkerCompiler {
+            program,
+            cgroups,
+            target: std::env::consts::ARCH.to_owned(),
+            fingerprint,
+        })
+    }
+}
+
+impl Compiler for WorkerCompiler {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    fn compile(&self, wasm: File, out: File) -> Option<Result<(), String>> {
+        Some(self.compile_confined(wasm, out))
+    }
+}
+
+impl WorkerCompiler {
+    fn compile_confined(&self, wasm: File, out: File) -> Result<(), String> {
+        let cgroup = AppCgroup::create(
+            &self.cgroups,
+            &format!("compiler-{}", std::process::id()),
+            &CgroupLimits {
+                memory_bytes: Some(COMPILER_MEMORY),
+                pids: Some(WORKER_PIDS),
+                cpu_weight: None,
+            },
+        )
+        .map_err(|e| format!("cgroup: {e}"))?;
+        let plan = ConfinePlan {
+            protocol: PROTOCOL_VERSION,
+            app: "compiler".into(),
+            uid: COMPILER_UID,
+            gid: COMPILER_UID,
+            rlimits: Rlimits {
+                nofile: 16,
+                fsize_bytes: None,
+            },
+            storage: false,
+            seccomp: SeccompProfile::Compiler,
+        };
+        let (mut child, channel, _) = start_confined(&self.program, Some(&cgroup), &plan, None)?;
+        channel
+            .send(
+                &ToWorker::Compile(CompileRequest { target: None }),
+                &[wasm.as_fd(), out.as_fd()],
+            )
+            .map_err(|e| format!("sending the compile request: {e}"))?;
+        let answer = channel.recv::<FromWorker>().map(|(m, _)| m);
+        let exit = child.wait().map_err(|e| e.to_string())?;
+        let _ = cgroup.remove();
+        match answer {
+            Ok(FromWorker::Compiled { .. }) if exit == WorkerExit::Exited(0) => Ok(()),
+            Ok(FromWorker::Failed { stage, message }) => Err(format!("{stage}: {message}")),
+            Ok(other) => Err(format!("unexpected answer {other:?} ({exit:?})")),
+            Err(e) => Err(format!(
+                "the compiler ended without an answer ({exit:?}): {e}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! End to end with the real binaries: `wardend` (this package) starts confined `warden-worker`s
+//! (built by `cargo test --workspace`, which `cargo xtask test` runs) through the real sandbox.
+//! Needs root, like the supervisor itself.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{APP_A, APP_B, Fixture, fixture, pack_code};
+
+/// A WASI preview-1 command that greets on stdout.
+const HELLO: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello from a confined worker\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 29))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// Spins forever without returning to the host.
+const SPIN: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start") (loop $l (br $l))))"#;
+
+fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "these tests start the real supervisor and sandbox, which need root (CI runs as root)"
+    );
+}
+
+fn worker_binary() -> PathBuf {
+    // target/<profile>/deps/e2e-… → target/<profile>/warden-worker
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("warden-worker");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p warden-worker` (cargo xtask test builds it)",
+        path.display()
+    );
+    path
+}
+
+fn manifest(id: &str, extra: &str) -> String {
+    format!(
+        r#"{{"SchemaVersion": 1, "Name": "e2e", "ComponentId": "{id}", "EntryPoint": "/bin/app.wasm",
+            "CmdArgs": ["--flag"], "Capabilities": {{}}, "ApplicationType": "Default"{extra}}}"#
+    )
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(f: &Fixture) -> Daemon {
+        let socket = f.tmp.path().join("control.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(env!("CARGO_BIN_EXE_wardend"))
+            .arg("--state")
+            .arg(&f.state_path)
+            .arg("--board")
+            .arg(common::repo().join("buildroot-overlay/board/warden-sim/board.json"))
+            .arg("--trust")
+            .arg(f.tmp.path().join("trust.json"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--worker")
+            .arg(worker_binary())
+            .arg("--cgroup-parent")
+            .arg(format!("warden-test-{}", std::process::id()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "wardend did not open its socket");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon { child, socket }
+    }
+
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        let mut stream = UnixStream::connect(&self.socket).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out.split_once("\r\n\r\n").unwrap().1;
+        (status, serde_json::from_str(body).unwrap())
+    }
+
+    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Daemon) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_texts(d: &Daemon, id: &str) -> Vec<String> {
+    let (_, body) = d.call("GET", &format!("/apps/{id}/logs"), b"");
+    body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_sideloaded_app_runs_confined_and_a_spinning_one_is_stopped_by_the_watchdog() {
+    require_root();
+    let f = fixture();
+    let d = Daemon::start(&f);
+    let hello = wat::parse_str(HELLO).unwrap();
+    let (status, body) = d.call(
+        "POST",
+        "/images",
+        &pack_code(&f, &manifest(APP_A, ""), 1, &hello, None),
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_for("hello's greeting", |d| {
+        log_texts(d, APP_A).contains(&"hello from a confined worker".to_owned())
+    });
+    d.wait_for("a clean exit", |d| {
+        d.call("GET", &format!("/apps/{APP_A}"), b"").1["status"]["state"] == "exited"
+    });
+    let logs = log_texts(&d, APP_A);
+    assert!(
+        logs.iter().any(|l| l.starts_with("confined: ")),
+        "the confinement report is logged: {logs:?}"
+    );
+
+    let spin = wat::parse_str(SPIN).unwrap();
+    let limits = r#", "Warden": {"WatchdogMs": 200}"#;
+    let (status, body) = d.call(
+        "POST",
+        "/images",
+        &pack_code(&f, &manifest(APP_B, limits), 1, &spin, None),
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_for("a watchdog report", |d| {
+        let (_, reports) = d.call("GET", &format!("/reports?app={APP_B}"), b"");
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["failure"]["kind"] == "watchdog")
+    });
+    // The well-behaved app is untouched by its neighbour's failures.
+    let (_, hello_app) = d.call("GET", &format!("/apps/{APP_A}"), b"");
+    assert_eq!(hello_app["status"]["state"], "exited");
+    d.kill();
+}
+
+#[test]
+fn sigkill_during_install_never_leaves_a_half_installed_app() {
+    require_root();
+    let f = fixture();
+    let hello = wat::parse_str(HELLO).unwrap();
+    // A new version every round, so every round is a real upgrade (new store directory,
+    // compile, commit, old directory removed), wherever the previous round was cut.
+    let packages: Vec<Vec<u8>> = (1..=100)
+        .map(|version| pack_code(&f, &manifest(APP_A, ""), version, &hello, None))
+        .collect();
+    let mut seed = 0x9e37_79b9_u64;
+    let (mut committed, mut cut) = (0, 0);
+    for (round, package) in packages.iter().enumerate() {
+        let d = Daemon::start(&f);
+        // Send the package, then kill the supervisor after a pseudo-random delay.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 40_000);
+        let socket = d.socket.clone();
+        let body = package.clone();
+        let sender = std::thread::spawn(move || {
+            if let Ok(mut s) = UnixStream::connect(&socket) {
+                let _ = write!(
+                    s,
+                    "POST /images HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(&body);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            }
+        });
+        std::thread::sleep(delay);
+        d.kill();
+        let _ = sender.join();
+
+        // Whatever survived is whole: either no app, or one whose code matches its digest.
+        let d = Daemon::start(&f);
+        let (_, apps) = d.call("GET", "/apps", b"");
+        let index: serde_json::Value = match std::fs::read(f.state_path.join("index.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("round {round}: index.json is damaged: {e}")),
+            Err(_) => serde_json::json!({"apps": {}}),
+        };
+        let installed = index["apps"].as_object().unwrap();
+        if installed
+            .get(APP_A)
+            .is_some_and(|a| a["version"] == round as u64 + 1)
+        {
+            committed += 1;
+        } else {
+            cut += 1;
+        }
+        assert_eq!(
+            apps.as_array().unwrap().len(),
+            installed.len(),
+            "round {round}"
+        );
+        for (id, app) in installed {
+            let store = f
+                .state_path
+                .join("store")
+                .join(app["store"].as_str().unwrap());
+            let code = app["code"]["file"].as_str().unwrap();
+            let bytes = std::fs::read(store.join(code))
+                .unwrap_or_else(|e| panic!("round {round}: {id}'s code is missing: {e}"));
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            assert_eq!(digest, app["code"]["sha256"], "round {round}: {id}'s code");
+        }
+        let staging = std::fs::read_dir(f.state_path.join("staging"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            staging, 0,
+            "round {round}: staging left behind after recovery"
+        );
+        d.kill();
+    }
+    // The kill points fell on both sides of the commit, so both outcomes were checked.
+    assert!(committed > 0 && cut > 0, "committed {committed}, cut {cut}");
+}
