@@ -3,8 +3,11 @@
 //! Builds the sample app from source, makes development keys and a root-signed trust store in a
 //! scratch directory, packs and signs the app with its unchanged Azure Sphere manifest, inspects
 //! and verifies the package, shows a tampered copy refused, and resolves the manifest's
-//! `$NAME`s against the simulated board. Every step prints the command it runs. `--once` (what
-//! CI passes) is the same run with no pauses; the demo exits non-zero if any step misbehaves.
+//! `$NAME`s against the simulated board; then starts the real supervisor, `wardend`, on the
+//! simulated board in a scratch state directory, sideloads the package over the control API,
+//! and shows the app running in its confined worker (its greeting in the app's log). Every step
+//! prints the command it runs. `--once` (what CI passes) is the same run with no pauses; the
+//! demo exits non-zero if any step misbehaves.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,8 +27,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     crate::setup::ensure_rust_targets(root)?;
     step(
-        "build the warden CLI",
-        cargo(root).args(["build", "--locked", "-p", "warden-cli"]),
+        "build the warden CLI, the supervisor and the worker",
+        cargo(root).args([
+            "build",
+            "--locked",
+            "-p",
+            "warden-cli",
+            "-p",
+            "wardend",
+            "-p",
+            "warden-worker",
+        ]),
     )?;
     let guest_target = root.join("target/guests");
     step(
@@ -117,8 +129,112 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         },
     )?;
 
+    run_on_device(root, &warden, dir, &trust, &package)?;
+
     println!("\ndemo: every step behaved as expected");
     Ok(())
+}
+
+/// Starts `wardend` on the simulated board, sideloads the package, and waits for the app's
+/// greeting from its confined worker.
+fn run_on_device(
+    root: &Path,
+    warden: &Warden,
+    dir: &Path,
+    trust: &Path,
+    package: &Path,
+) -> Result<()> {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        bail!(
+            "the device part of the demo starts the real supervisor and sandbox (namespaces, \
+             cgroups, per-app uids), which needs root: run it as root"
+        );
+    }
+    let socket = dir.join("control.sock");
+    let mut daemon = Command::new(root.join("target/debug/wardend"));
+    daemon
+        .arg("--state")
+        .arg(dir.join("state"))
+        .arg("--board")
+        .arg(root.join(BOARD))
+        .arg("--trust")
+        .arg(trust)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--worker")
+        .arg(root.join("target/debug/warden-worker"))
+        .args(["--cgroup-parent", "warden-demo"]);
+    println!(
+        "\n==> start the supervisor on the simulated board\n$ {}",
+        render(&daemon)
+    );
+    let child = daemon.spawn().context("starting wardend")?;
+    let daemon = Daemon(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("wardend did not open its control socket");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let device = |c: &mut Command| {
+        c.arg("device").arg("--socket").arg(&socket);
+    };
+    warden.ok(
+        "sideload the package (verified, compiled in a confined worker)",
+        |c| {
+            device(c);
+            c.arg("sideload").arg(package);
+        },
+    )?;
+    let id = "6a0c1f8e-3b2d-4e5f-9a7b-1c2d3e4f5a6b";
+    let greeting = "hello from a Warden app";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut logs = warden.command(|c| {
+            device(c);
+            c.args(["--json", "app", "logs", id]);
+        });
+        let out = logs.output()?;
+        if String::from_utf8_lossy(&out.stdout).contains(greeting) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the app's greeting never reached its log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    warden.ok("the app ran in its sandbox: its log", |c| {
+        device(c);
+        c.args(["app", "logs", id]);
+    })?;
+    warden.ok("the apps on the device", |c| {
+        device(c);
+        c.args(["app", "list"]);
+    })?;
+    warden.ok("the supervisor's status", |c| {
+        device(c);
+        c.arg("status");
+    })?;
+    drop(daemon);
+    Ok(())
+}
+
+/// The supervisor, stopped (SIGTERM, then waited for) when the demo ends, however it ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 struct Warden {
