@@ -227,34 +227,55 @@ impl<'v> Fields<'v> {
     }
 }
 
-/// The known key closest to `key`: the same letters ignoring case, then at most two edits
-/// away, then a known key that starts with it (`Wifi` → `WifiConfig`).
+/// The known key closest to `key`, for "did you mean" hints.
 fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let lower = key.to_ascii_lowercase();
-    let find = |pred: &dyn Fn(&str) -> bool| {
-        known
-            .iter()
-            .copied()
-            .find(|k| pred(&k.to_ascii_lowercase()))
-    };
-    find(&|k| k == lower)
-        .or_else(|| find(&|k| edit_distance(k, &lower) <= 2))
-        .or_else(|| find(&|k| lower.len() >= 3 && k.starts_with(&lower)))
+    closest(key, known.iter().copied())
+}
+
+/// The candidate closest to `name`: the same letters ignoring case, else the nearest at most
+/// two edits away, else one that starts with it (`Wifi` → `WifiConfig`). Shared by every
+/// reader's "did you mean" hints.
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    let mut prefixed = None;
+    for candidate in candidates {
+        let folded = candidate.to_ascii_lowercase();
+        let d = edit_distance(&folded, &lower);
+        if d <= 2 && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, candidate));
+        }
+        if prefixed.is_none() && lower.len() >= 3 && folded.starts_with(&lower) {
+            prefixed = Some(candidate);
+        }
+    }
+    best.map(|(_, c)| c).or(prefixed)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
+        let mut previous = i;
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
         for (j, cb) in b.iter().enumerate() {
-            let substitute = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let value = (previous + usize::from(ca != *cb))
+                .min(left.saturating_add(1))
+                .min(above.saturating_add(1));
+            previous = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
         }
     }
-    row[b.len()]
+    row.last().copied().unwrap_or(0)
 }
 
 /// Reads a string, or reports what was found instead.

@@ -160,6 +160,17 @@ pub fn is_peripheral_name(name: &str) -> bool {
         && name.len() <= 64
 }
 
+/// One segment of a path Warden accepts from data (package payloads, device paths): not empty,
+/// not `.` or `..`, only `[A-Za-z0-9._-]`, so it can never climb out or smuggle a separator.
+pub fn is_plain_segment(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment != "."
+        && segment != ".."
+        && segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -333,16 +333,9 @@ fn is_numbered(text: &str, prefix: &str) -> bool {
 /// An absolute device path: `/dev/` then segments of `[A-Za-z0-9._-]`, no `.` or `..`.
 pub fn is_device_path(path: &str) -> bool {
     path.len() <= 64
-        && path.strip_prefix("/dev/").is_some_and(|rest| {
-            rest.split('/').all(|segment| {
-                !segment.is_empty()
-                    && segment != "."
-                    && segment != ".."
-                    && segment
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            })
-        })
+        && path
+            .strip_prefix("/dev/")
+            .is_some_and(|rest| rest.split('/').all(crate::ids::is_plain_segment))
 }
 
 pub(crate) struct Ctx<'r> {

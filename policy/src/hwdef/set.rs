@@ -283,47 +283,7 @@ fn bottom_up(edges: &[Vec<usize>]) -> Vec<usize> {
     out
 }
 
-/// The candidate closest to `name` (same letters ignoring case, or at most two edits away).
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let mut best: Option<(usize, &str)> = None;
-    for candidate in candidates {
-        let d = if candidate.eq_ignore_ascii_case(name) {
-            0
-        } else {
-            edit_distance(&candidate.to_ascii_lowercase(), &name.to_ascii_lowercase())
-        };
-        if d <= 2 && best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, candidate));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = i;
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-        for (j, cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
-            let left = row.get(j).copied().unwrap_or(usize::MAX);
-            let value = (previous + usize::from(ca != *cb))
-                .min(left.saturating_add(1))
-                .min(above.saturating_add(1));
-            previous = above;
-            if let Some(cell) = row.get_mut(j + 1) {
-                *cell = value;
-            }
-        }
-    }
-    row.last().copied().unwrap_or(0)
-}
+pub(crate) use crate::diag::closest;
 
 impl HwdefSet {
     /// Loads `roots` (paths as `from` would import them; `from: None` for paths given by the

@@ -278,14 +278,7 @@ pub(crate) fn is_payload_path(path: &str) -> bool {
     let relative = path.strip_prefix('/').unwrap_or(path);
     !relative.is_empty()
         && relative.len() <= 128
-        && relative.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        })
+        && relative.split('/').all(crate::ids::is_plain_segment)
 }
 
 fn read_entry_point(report: &mut Report, path: &Path, v: &json::Value) -> Option<String> {
