@@ -25,4 +25,3 @@ pub use compile::{
     CompileError, WasmKind, compile, engine_fingerprint, prepare_compiler, wasm_kind,
 };
 pub use run::{PrepareError, Prepared, RunError, STORAGE_GUEST_PATH, Timings};
-pub use sys::{CHANNEL_FD, inherited_channel};

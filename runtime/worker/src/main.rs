@@ -55,12 +55,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    let channel = match warden_worker::inherited_channel() {
+    let channel = match warden_sandbox::adopt_channel() {
         Ok(channel) => channel,
         Err(e) => {
             eprintln!(
                 "warden-worker: no channel on descriptor {}: {e}",
-                warden_worker::CHANNEL_FD
+                warden_sandbox::CHANNEL_FD
             );
             return ExitCode::from(2);
         }

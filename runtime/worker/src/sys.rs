@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
@@ -166,30 +166,4 @@ pub(crate) fn load_component(engine: &Engine, checked: &Verified) -> wasmtime::R
     // process, and their header names a component. wasmtime copies them before use and checks
     // the engine/config compatibility header first.
     unsafe { Component::deserialize(engine, checked.bytes()) }
-}
-
-/// The descriptor a worker inherits as its channel to the supervisor.
-pub const CHANNEL_FD: i32 = 3;
-
-/// Adopts descriptor 3, the channel `warden_sandbox::spawn` hands every worker. Call once, at
-/// the very start of `main`.
-pub fn inherited_channel() -> io::Result<warden_ipc::Channel> {
-    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "descriptor 3 was already adopted",
-        ));
-    }
-    // Check the descriptor is open before claiming ownership of it.
-    // SAFETY: F_GETFD only reads descriptor flags; an invalid descriptor yields EBADF.
-    let rc = unsafe { libc::fcntl(CHANNEL_FD, libc::F_GETFD) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: descriptor 3 is open (checked above) and by the spawn contract belongs to this
-    // process's channel alone; `TAKEN` makes sure it is adopted at most once, so no other
-    // owner closes it.
-    let fd = unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) };
-    Ok(warden_ipc::Channel::from_fd(fd))
 }
