@@ -3,6 +3,9 @@
 //! type is refused; two peripherals never share a Linux resource or a pin unless they are
 //! alternative functions of one hardware block.
 
+mod anchors;
+
+use anchors::{END, position_of};
 use std::path::PathBuf;
 
 use warden_policy::board::{
@@ -135,21 +138,6 @@ fn a_linux_board_loads_with_an_mt3620_style_set() {
         board.real_time_cores[1].backing,
         CoreBacking::Remoteproc("remoteproc1".into())
     );
-}
-
-const END: &str = "<end>";
-
-fn position_of(text: &str, anchor: &str) -> (u32, u32) {
-    let offset = if anchor == END {
-        text.len()
-    } else {
-        text.find(anchor)
-            .unwrap_or_else(|| panic!("anchor {anchor:?} not in {text}"))
-    };
-    let before = &text[..offset];
-    let line = before.matches('\n').count() as u32 + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
-    (line, column)
 }
 
 fn check(

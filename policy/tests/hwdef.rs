@@ -1,6 +1,9 @@
 //! Hardware definitions: Azure Sphere's three layers (chip, board, app abstraction) load and
 //! resolve; malformed files and sets are refused with the file, JSON path, line and column.
 
+mod anchors;
+
+use anchors::{END, position_of};
 use std::path::PathBuf;
 
 use warden_policy::diag::{Problem, Severity};
@@ -183,22 +186,6 @@ fn references_that_do_not_resolve_say_why() {
         .resolve_value(PeripheralType::Adc, &AppManifestValue::Text("I2S0".into()))
         .unwrap_err();
     assert!(matches!(e, ResolveError::WrongValueType { .. }), "{e}");
-}
-
-/// Marks "the end of the document" as the expected position.
-const END: &str = "<end>";
-
-fn position_of(text: &str, anchor: &str) -> (u32, u32) {
-    let offset = if anchor == END {
-        text.len()
-    } else {
-        text.find(anchor)
-            .unwrap_or_else(|| panic!("anchor {anchor:?} not in {text}"))
-    };
-    let before = &text[..offset];
-    let line = before.matches('\n').count() as u32 + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
-    (line, column)
 }
 
 const HEADER: &str = r#""Metadata": {"Type": "Azure Sphere Hardware Definition", "Version": 1}"#;

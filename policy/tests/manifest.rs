@@ -2,6 +2,9 @@
 //! with a valid value and refused by name with a bad one; malformed manifests are refused with
 //! the right JSON path, line and column; all problems come in one pass.
 
+mod anchors;
+
+use anchors::{END, position_of};
 use std::path::PathBuf;
 
 use warden_policy::diag::{Problem, Severity};
@@ -201,23 +204,6 @@ fn every_capability_key_is_refused_by_name_with_a_bad_value() {
 fn false_booleans_grant_nothing() {
     let m = parse(&with_caps("Default", r#""WifiConfig": false"#)).unwrap();
     assert!(m.capabilities.services.is_empty());
-}
-
-/// Marks "the end of the document" as the expected position.
-const END: &str = "<end>";
-
-/// Where `anchor` first occurs in `text` (or the end, for [`END`]), as line and column.
-fn position_of(text: &str, anchor: &str) -> (u32, u32) {
-    let offset = if anchor == END {
-        text.len()
-    } else {
-        text.find(anchor)
-            .unwrap_or_else(|| panic!("anchor {anchor:?} not in {text}"))
-    };
-    let before = &text[..offset];
-    let line = before.matches('\n').count() as u32 + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
-    (line, column)
 }
 
 /// (scenario, manifest, expected path, text the error must point at, a fragment of the message)
