@@ -5,13 +5,13 @@
 
 mod anchors;
 
-use anchors::{END, position_of};
+use anchors::{END, check};
 use std::path::PathBuf;
 
 use warden_policy::board::{
     BACKEND_KEYS, Backend, Board, BoardError, CoreBacking, UnsupportedPolicy, fits_key,
 };
-use warden_policy::diag::{Problem, Severity};
+use warden_policy::diag::Problem;
 use warden_policy::hwdef::{HwdefSet, MemorySource, SetLimits};
 use warden_policy::ids::PeripheralType;
 
@@ -138,30 +138,6 @@ fn a_linux_board_loads_with_an_mt3620_style_set() {
         board.real_time_cores[1].backing,
         CoreBacking::Remoteproc("remoteproc1".into())
     );
-}
-
-fn check(
-    scenario: &str,
-    problems: &[Problem],
-    text: &str,
-    path: &str,
-    anchor: &str,
-    fragment: &str,
-) {
-    let Some(hit) = problems.iter().find(|p| p.path == path) else {
-        panic!("{scenario}: no problem at path `{path}`; got {problems:?}");
-    };
-    assert_eq!(
-        (hit.line, hit.column),
-        position_of(text, anchor),
-        "{scenario}: wrong position for {hit:?}"
-    );
-    assert!(
-        hit.message.contains(fragment),
-        "{scenario}: message `{}` lacks `{fragment}`",
-        hit.message
-    );
-    assert_eq!(hit.severity, Severity::Error, "{scenario}");
 }
 
 /// A board file whose top level is `top` (keys after the required ones) and whose resources

@@ -3,10 +3,10 @@
 
 mod anchors;
 
-use anchors::{END, position_of};
+use anchors::{END, check};
 use std::path::PathBuf;
 
-use warden_policy::diag::{Problem, Severity};
+use warden_policy::diag::Problem;
 use warden_policy::hwdef::{
     DefinitionType, HardwareDefinition, HwdefError, HwdefSet, MemorySource, ResolveError,
     SetLimits, Target,
@@ -208,31 +208,6 @@ fn chip(peripherals: &[&str]) -> String {
 }
 
 const GPIO0: &str = r#"{"Name": "CHIP_GPIO0", "Type": "Gpio", "AppManifestValue": 0}"#;
-
-fn check(
-    scenario: &str,
-    problems: &[Problem],
-    text: &str,
-    path: &str,
-    anchor: &str,
-    fragment: &str,
-) {
-    let hit = problems.iter().find(|p| p.path == path);
-    let Some(hit) = hit else {
-        panic!("{scenario}: no problem at path `{path}`; got {problems:?}");
-    };
-    assert_eq!(
-        (hit.line, hit.column),
-        position_of(text, anchor),
-        "{scenario}: wrong position for {hit:?}"
-    );
-    assert!(
-        hit.message.contains(fragment),
-        "{scenario}: message `{}` lacks `{fragment}`",
-        hit.message
-    );
-    assert_eq!(hit.severity, Severity::Error, "{scenario}");
-}
 
 /// (scenario, file text, expected path, text the error must point at, message fragment)
 fn malformed_files() -> Vec<(

@@ -4,10 +4,10 @@
 
 mod anchors;
 
-use anchors::{END, position_of};
+use anchors::{END, check};
 use std::path::PathBuf;
 
-use warden_policy::diag::{Problem, Severity};
+use warden_policy::diag::Problem;
 use warden_policy::ids::{AppManifestValue, PeripheralType};
 use warden_policy::manifest::{
     AllowedHost, ApplicationType, CAPABILITY_KEYS, Manifest, ManifestError, PeripheralRef,
@@ -489,22 +489,7 @@ const MALFORMED: &[(&str, &str, &str, &str, &str)] = &[
 fn malformed_manifests_are_refused_with_path_and_position() {
     assert!(MALFORMED.len() >= 30);
     for (scenario, text, path, anchor, fragment) in MALFORMED {
-        let errs = errors(text);
-        let hit = errs.iter().find(|p| p.path == *path);
-        let Some(hit) = hit else {
-            panic!("{scenario}: no error at path `{path}`; got {errs:?}");
-        };
-        assert_eq!(
-            (hit.line, hit.column),
-            position_of(text, anchor),
-            "{scenario}: wrong position for {hit:?}"
-        );
-        assert!(
-            hit.message.contains(fragment),
-            "{scenario}: message `{}` lacks `{fragment}`",
-            hit.message
-        );
-        assert_eq!(hit.severity, Severity::Error);
+        check(scenario, &errors(text), text, path, anchor, fragment);
     }
 }
 

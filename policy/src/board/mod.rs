@@ -20,7 +20,7 @@ use crate::diag::{self, Fields, Path, Report};
 use crate::hwdef::{HwdefSet, HwdefSource, SetLimits, closest};
 use crate::ids::PeripheralType;
 use crate::json::{self, Limits, Pos, Value};
-use crate::manifest::MAX_STORAGE_KB;
+use crate::manifest::{CAPABILITY_KEYS, MAX_STORAGE_KB};
 
 /// The one board-file schema version.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -33,27 +33,12 @@ pub const MAX_RESOURCES: usize = 1024;
 
 /// The manifest capability keys a board says it can or cannot back in `Services`: every
 /// capability key except the peripheral lists, which `Resources` backs one by one.
-pub const SERVICE_KEYS: &[&str] = &[
-    "AllowedConnections",
-    "AllowedTcpServerPorts",
-    "AllowedUdpServerPorts",
-    "AllowedApplicationConnections",
-    "MutableStorage",
-    "DeviceAuthentication",
-    "CertStore",
-    "WifiConfig",
-    "EnterpriseWifiConfig",
-    "NetworkConfig",
-    "ReadNetworkProxyConfig",
-    "DhcpService",
-    "SntpService",
-    "SystemTime",
-    "TimeSyncConfig",
-    "HardwareAddressConfig",
-    "SystemEventNotifications",
-    "SoftwareUpdateDeferral",
-    "PowerControls",
-];
+pub fn service_keys() -> impl Iterator<Item = &'static str> {
+    CAPABILITY_KEYS
+        .iter()
+        .copied()
+        .filter(|k| PeripheralType::from_name(k).is_none())
+}
 
 /// What to do with an app asking for a capability the board cannot back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -225,7 +210,7 @@ impl Board {
         Ok((board, set))
     }
 
-    /// Whether the board can back capability `key` (a [`SERVICE_KEYS`] entry).
+    /// Whether the board can back capability `key` (a [`service_keys`] entry).
     pub fn backs(&self, key: &str) -> bool {
         self.services.get(key).copied().unwrap_or(false)
     }
@@ -520,7 +505,7 @@ fn read_services(report: &mut Report, path: &Path, v: &Value) -> BTreeMap<String
     };
     for member in members {
         let p = path.key(&member.key);
-        if SERVICE_KEYS.contains(&member.key.as_str()) {
+        if service_keys().any(|k| k == member.key) {
             if let Some(b) = diag::expect_bool(report, &p, &member.value) {
                 out.insert(member.key.clone(), b);
             }
@@ -535,7 +520,7 @@ fn read_services(report: &mut Report, path: &Path, v: &Value) -> BTreeMap<String
                 ),
             );
         } else {
-            let hint = closest(&member.key, SERVICE_KEYS.iter().copied())
+            let hint = closest(&member.key, service_keys())
                 .map(|k| format!("; did you mean `{k}`?"))
                 .unwrap_or_default();
             report.error(
@@ -847,20 +832,22 @@ fn read_resource(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::CAPABILITY_KEYS;
 
     #[test]
     fn service_keys_are_the_non_peripheral_capability_keys() {
-        let expected: Vec<&str> = CAPABILITY_KEYS
-            .iter()
-            .copied()
-            .filter(|k| PeripheralType::from_name(k).is_none())
-            .collect();
-        let mut got = SERVICE_KEYS.to_vec();
-        let mut want = expected.clone();
-        got.sort_unstable();
-        want.sort_unstable();
-        assert_eq!(got, want);
+        let keys: Vec<&str> = service_keys().collect();
+        assert_eq!(keys.len(), 19);
+        for service in [
+            "AllowedConnections",
+            "MutableStorage",
+            "WifiConfig",
+            "PowerControls",
+        ] {
+            assert!(keys.contains(&service), "{service}");
+        }
+        for peripheral in PeripheralType::ALL {
+            assert!(!keys.contains(&peripheral.name()), "{peripheral}");
+        }
     }
 
     #[test]
