@@ -1,21 +1,17 @@
 //! `warden device …`: talks to a running `wardend` over its control socket (HTTP/JSON on a
 //! Unix socket): sideload, app list/show/start/stop/logs/quota/uninstall, reports, status.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use crate::client::{checked, request};
 use crate::output;
 
 /// The control socket `wardend` listens on by default.
 pub(crate) const DEFAULT_SOCKET: &str = "/run/warden/control.sock";
-/// Largest answer read from the supervisor.
-const MAX_ANSWER: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub(crate) struct Connection {
@@ -65,6 +61,9 @@ pub(crate) enum AppApiCommand {
         /// Only lines after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// Keep printing new lines as the app writes them, until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Its storage quota and use.
     Quota { id: String },
@@ -76,62 +75,8 @@ pub(crate) enum AppApiCommand {
     },
 }
 
-/// One request to the supervisor; returns the status and the JSON answer.
-pub(crate) fn request(
-    socket: &Path,
-    method: &str,
-    path: &str,
-    body: Option<&mut dyn Read>,
-    body_len: u64,
-) -> anyhow::Result<(u16, Value)> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!(
-            "cannot reach wardend at {} (is it running? --socket names another)",
-            socket.display()
-        )
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: wardend\r\nContent-Length: {body_len}\r\n\r\n"
-    )?;
-    if let Some(body) = body {
-        std::io::copy(&mut body.take(body_len), &mut stream).context("sending the body")?;
-    }
-    let mut answer = Vec::new();
-    (&mut stream)
-        .take(MAX_ANSWER)
-        .read_to_end(&mut answer)
-        .context("reading the answer")?;
-    let text = String::from_utf8_lossy(&answer);
-    let status: u16 = text
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| {
-            format!(
-                "not an HTTP answer: {:?}",
-                text.chars().take(80).collect::<String>()
-            )
-        })?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
-    Ok((status, value))
-}
-
 fn call(conn: &Connection, method: &str, path: &str) -> anyhow::Result<Value> {
-    let (status, value) = request(&conn.socket, method, path, None, 0)?;
-    checked(status, value)
-}
-
-fn checked(status: u16, value: Value) -> anyhow::Result<Value> {
-    if status >= 400 {
-        let message = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map_or_else(|| value.to_string(), str::to_owned);
-        bail!("wardend refused ({status}): {message}");
-    }
-    Ok(value)
+    crate::client::call(&conn.socket, method, path)
 }
 
 pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<()> {
@@ -148,7 +93,12 @@ pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<(
             AppApiCommand::Show { id } => call(conn, "GET", &format!("/apps/{id}"))?,
             AppApiCommand::Start { id } => call(conn, "POST", &format!("/apps/{id}/start"))?,
             AppApiCommand::Stop { id } => call(conn, "POST", &format!("/apps/{id}/stop"))?,
-            AppApiCommand::Logs { id, after } => {
+            AppApiCommand::Logs {
+                id,
+                after,
+                follow: true,
+            } => return follow_logs(conn, id, *after),
+            AppApiCommand::Logs { id, after, .. } => {
                 call(conn, "GET", &format!("/apps/{id}/logs?after={after}"))?
             }
             AppApiCommand::Quota { id } => call(conn, "GET", &format!("/apps/{id}/quota"))?,
@@ -171,6 +121,35 @@ pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<(
         human(cmd, &value);
     }
     Ok(())
+}
+
+/// Prints the app's log as it grows: long polls of `logs?wait_ms=`, each picking up after the
+/// last line printed.
+fn follow_logs(conn: &Connection, id: &str, mut after: u64) -> anyhow::Result<()> {
+    loop {
+        let value = call(
+            conn,
+            "GET",
+            &format!("/apps/{id}/logs?after={after}&wait_ms=10000"),
+        )?;
+        for line in value["lines"].as_array().into_iter().flatten() {
+            after = after.max(line["seq"].as_u64().unwrap_or(after));
+            if conn.json {
+                output::json(line);
+            } else {
+                output::line(log_line(line));
+            }
+        }
+    }
+}
+
+fn log_line(l: &Value) -> String {
+    format!(
+        "{:>6} {:<10} {}",
+        text(l, "seq"),
+        text(l, "stream"),
+        text(l, "text")
+    )
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -227,12 +206,7 @@ fn human(cmd: &DeviceApiCommand, value: &Value) {
         }
         DeviceApiCommand::App(AppApiCommand::Logs { .. }) => {
             for l in value["lines"].as_array().into_iter().flatten() {
-                output::line(format!(
-                    "{:>6} {:<10} {}",
-                    text(l, "seq"),
-                    text(l, "stream"),
-                    text(l, "text")
-                ));
+                output::line(log_line(l));
             }
             if value["dropped_bytes"].as_u64().unwrap_or(0) > 0 {
                 output::line(format!(

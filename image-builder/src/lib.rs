@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+pub mod client;
 mod device_cmd;
 mod files;
 mod hwdef_cmd;

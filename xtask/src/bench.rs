@@ -29,6 +29,7 @@ struct Row {
     openssl: Duration,
 }
 
+/// The package-verification benchmark.
 pub(crate) fn run(repo_root: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = |args: &[&str]| -> Result<()> {
@@ -130,24 +131,29 @@ pub(crate) fn run(repo_root: &Path) -> Result<()> {
 
     let section = render(repo_root, &rows)?;
     println!("\n{section}");
-    let doc = repo_root.join("docs").join("benchmarks.md");
+    write_section(repo_root, START, END, &section)
+}
+
+/// Replaces the section between `start` and `end` in `docs/benchmarks.md` (or appends it).
+pub(crate) fn write_section(root: &Path, start: &str, end: &str, section: &str) -> Result<()> {
+    let doc = root.join("docs").join("benchmarks.md");
     let current = match std::fs::read_to_string(&doc) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_owned(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", doc.display())),
     };
-    std::fs::write(&doc, replace_section(&current, &section))
+    std::fs::write(&doc, replace_section(&current, start, end, section))
         .with_context(|| format!("cannot write {}", doc.display()))?;
     println!("wrote {}", doc.display());
     Ok(())
 }
 
 /// Replaces the text between the markers (inclusive), or appends the section.
-fn replace_section(doc: &str, section: &str) -> String {
-    if let (Some(start), Some(end)) = (doc.find(START), doc.find(END))
+fn replace_section(doc: &str, start_marker: &str, end_marker: &str, section: &str) -> String {
+    if let (Some(start), Some(end)) = (doc.find(start_marker), doc.find(end_marker))
         && start < end
     {
-        let after = end + END.len();
+        let after = end + end_marker.len();
         return format!("{}{section}{}", &doc[..start], &doc[after..]);
     }
     let mut out = doc.trim_end().to_owned();
@@ -208,7 +214,7 @@ fn mib_per_s(bytes: u64, d: Duration) -> String {
     format!("{:.0} MiB/s", bytes as f64 / (1u64 << 20) as f64 / secs)
 }
 
-fn first_line(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn first_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()
@@ -222,7 +228,7 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| format!("{cmd}: unknown version"))
 }
 
-fn cpu() -> (String, usize, bool) {
+pub(crate) fn cpu() -> (String, usize, bool) {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
         .lines()
@@ -365,12 +371,12 @@ mod tests {
     #[test]
     fn only_the_marked_section_is_replaced() {
         let doc = format!("# Benchmarks\n\nintro\n\n{START}\nold\n{END}\n\n## Other\nkept\n");
-        let new = replace_section(&doc, &format!("{START}\nnew\n{END}"));
+        let new = replace_section(&doc, START, END, &format!("{START}\nnew\n{END}"));
         assert_eq!(
             new,
             format!("# Benchmarks\n\nintro\n\n{START}\nnew\n{END}\n\n## Other\nkept\n")
         );
-        let appended = replace_section("# Benchmarks\n", &format!("{START}\nx\n{END}"));
+        let appended = replace_section("# Benchmarks\n", START, END, &format!("{START}\nx\n{END}"));
         assert_eq!(appended, format!("# Benchmarks\n\n{START}\nx\n{END}\n"));
     }
 }

@@ -10,14 +10,34 @@
 //! demo exits non-zero if any step misbehaves.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::device::{BOARD, Daemon, Scratch, Warden};
 use crate::{cargo, render, step};
 
 const SAMPLE: &str = "sample-apps/hello";
-const BOARD: &str = "buildroot-overlay/board/warden-sim/board.json";
+
+/// Builds the hello sample from source; returns its component.
+pub(crate) fn build_hello(root: &Path) -> Result<PathBuf> {
+    let guest_target = root.join("target/guests");
+    step(
+        "build the sample app (Rust -> wasm32-wasip2 component)",
+        cargo(root)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join(SAMPLE).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&guest_target),
+    )?;
+    Ok(guest_target.join("wasm32-wasip2/release/hello.wasm"))
+}
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     for arg in args {
@@ -39,64 +59,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "warden-worker",
         ]),
     )?;
-    let guest_target = root.join("target/guests");
-    step(
-        "build the sample app (Rust -> wasm32-wasip2 component)",
-        cargo(root)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(root.join(SAMPLE).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&guest_target),
-    )?;
-    let wasm = guest_target.join("wasm32-wasip2/release/hello.wasm");
+    let wasm = build_hello(root)?;
 
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("demo")?;
     let dir = scratch.path();
     let warden = Warden {
         bin: root.join("target/debug/warden"),
+        verbose: true,
     };
-    let keys = dir.join("keys");
-    let trust = dir.join("trust.json");
     let package = dir.join("hello-1.wpkg");
     let manifest = root.join(SAMPLE).join("app_manifest.json");
-
-    warden.ok("make a root key", |c| {
-        c.args(["keys", "new", "--role", "root", "-o"]).arg(&keys);
-    })?;
-    warden.ok("make an app-signing key", |c| {
-        c.args(["keys", "new", "--role", "app", "-o"]).arg(&keys);
-    })?;
-    warden.ok("create a trust store signed by the root key", |c| {
-        c.args(["trust", "init", "--root-key"])
-            .arg(keys.join("root.key.pem"))
-            .arg("-o")
-            .arg(&trust);
-    })?;
-    warden.ok("trust the app key for the `app` role", |c| {
-        c.args(["trust", "add", "--trust"])
-            .arg(&trust)
-            .arg("--root-key")
-            .arg(keys.join("root.key.pem"))
-            .arg("--key")
-            .arg(keys.join("app.pub.pem"))
-            .args(["--role", "app"]);
-    })?;
-    warden.ok("pack and sign the app (manifest unchanged)", |c| {
-        c.args(["app", "pack", "--manifest"])
-            .arg(&manifest)
-            .arg("--wasm")
-            .arg(&wasm)
-            .arg("--key")
-            .arg(keys.join("app.key.pem"))
-            .args(["--version", "1", "-o"])
-            .arg(&package);
-    })?;
+    let (app_key, trust) = warden.keys_and_trust(dir)?;
+    warden.pack(&manifest, &wasm, &app_key, 1, &package)?;
     warden.ok("inspect the package", |c| {
         c.args(["app", "inspect"]).arg(&package);
     })?;
@@ -144,43 +118,14 @@ fn run_on_device(
     trust: &Path,
     package: &Path,
 ) -> Result<()> {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !is_root {
-        bail!(
-            "the device part of the demo starts the real supervisor and sandbox (namespaces, \
-             cgroups, per-app uids), which needs root: run it as root"
-        );
-    }
-    let socket = dir.join("control.sock");
-    let mut daemon = Command::new(root.join("target/debug/wardend"));
-    daemon
-        .arg("--state")
-        .arg(dir.join("state"))
-        .arg("--board")
-        .arg(root.join(BOARD))
-        .arg("--trust")
-        .arg(trust)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--worker")
-        .arg(root.join("target/debug/warden-worker"))
-        .args(["--cgroup-parent", "warden-demo"]);
+    let bin_dir = root.join("target/debug");
+    let daemon = Daemon::command(root, &bin_dir, dir, trust);
     println!(
         "\n==> start the supervisor on the simulated board\n$ {}",
         render(&daemon)
     );
-    let child = daemon.spawn().context("starting wardend")?;
-    let daemon = Daemon(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        if std::time::Instant::now() > deadline {
-            bail!("wardend did not open its control socket");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let daemon = Daemon::start(daemon, dir)?;
+    let socket = daemon.socket.clone();
     let device = |c: &mut Command| {
         c.arg("device").arg("--socket").arg(&socket);
     };
@@ -222,85 +167,4 @@ fn run_on_device(
     })?;
     drop(daemon);
     Ok(())
-}
-
-/// The supervisor, stopped (SIGTERM, then waited for) when the demo ends, however it ends.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-struct Warden {
-    bin: PathBuf,
-}
-
-impl Warden {
-    fn command(&self, build: impl FnOnce(&mut Command)) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        build(&mut cmd);
-        cmd
-    }
-
-    fn output(&self, what: &str, cmd: &mut Command) -> Result<Output> {
-        println!("\n==> {what}\n$ {}", render(cmd));
-        let out = cmd
-            .output()
-            .with_context(|| format!("could not start {}", self.bin.display()))?;
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        Ok(out)
-    }
-
-    /// Runs a step that must succeed.
-    fn ok(&self, what: &str, build: impl FnOnce(&mut Command)) -> Result<()> {
-        let out = self.output(what, &mut self.command(build))?;
-        if !out.status.success() {
-            bail!("demo step failed: {what} ({})", out.status);
-        }
-        Ok(())
-    }
-
-    /// Runs a step that must be refused with an error message.
-    fn refused(&self, what: &str, build: impl FnOnce(&mut Command)) -> Result<()> {
-        let out = self.output(what, &mut self.command(build))?;
-        if out.status.success() {
-            bail!("demo step should have been refused but succeeded: {what}");
-        }
-        if out.stderr.is_empty() {
-            bail!("demo step was refused without saying why: {what}");
-        }
-        println!("(refused, as it must be)");
-        Ok(())
-    }
-}
-
-/// A scratch directory removed when the demo ends, however it ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("warden-demo-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

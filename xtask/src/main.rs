@@ -6,13 +6,15 @@
 //! - `cargo xtask test` — everything CI checks: formatting, clippy, every test, the demo, and a
 //!   short fuzzing pass. Installs what a fresh machine lacks first.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run fuzz targets for a bounded time.
-//! - `cargo xtask bench` — measure and write `docs/benchmarks.md`.
+//! - `cargo xtask bench [package|runtime]` — measure and write `docs/benchmarks.md`.
 #![forbid(unsafe_code)]
 // A developer tool: its output is the product.
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_runtime;
 mod demo;
+mod device;
 mod fuzz;
 mod setup;
 
@@ -30,11 +32,19 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("bench") => {
             setup::ensure_tools(&root)?;
-            bench::run(&root)
+            match args.get(1).map(String::as_str) {
+                None => {
+                    bench::run(&root)?;
+                    bench_runtime::run(&root)
+                }
+                Some("package") => bench::run(&root),
+                Some("runtime") => bench_runtime::run(&root),
+                Some(other) => bail!("unknown benchmark {other:?}: package or runtime"),
+            }
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench                measure and write docs/benchmarks.md"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime]   measure and write docs/benchmarks.md"
             );
             bail!("no command given")
         }

@@ -70,7 +70,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
 }
 
 /// Installs Debian packages for commands that are missing.
-fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = commands
         .iter()
         .filter(|(cmd, _)| !command_exists(cmd))

@@ -7,7 +7,7 @@
 //! | `GET /apps/{id}` | one app |
 //! | `POST /apps/{id}/start`, `POST /apps/{id}/stop` | start (also out of quarantine), stop |
 //! | `DELETE /apps/{id}?storage=keep\|wipe` | uninstall; what happens to storage must be said |
-//! | `GET /apps/{id}/logs?after=N` | log lines after sequence number N |
+//! | `GET /apps/{id}/logs?after=N&wait_ms=M` | log lines after sequence number N; with `wait_ms`, waits up to M ms (at most 30 s) for one |
 //! | `GET /apps/{id}/quota` | `MutableStorage` quota and use |
 //! | `POST /images` | sideload: the body is a `.wpkg` |
 //! | `GET /reports?app=ID&limit=N` | failure reports, newest first |
@@ -16,6 +16,7 @@
 //! only for the device's own faults.
 
 use std::io::Read;
+use std::time::Duration;
 
 use serde_json::json;
 use warden_policy::ids::Guid;
@@ -26,6 +27,8 @@ use crate::supervisor::{OpError, Supervisor};
 
 /// Largest sideloaded package.
 pub const MAX_IMAGE_BYTES: u64 = 512 * 1024 * 1024;
+/// Longest a log reader may wait for a new line.
+const MAX_LOG_WAIT_MS: u64 = 30_000;
 /// Most reports returned at once.
 const MAX_REPORTS: usize = 256;
 
@@ -81,7 +84,12 @@ fn app_route(
                 Some(Ok(n)) => n,
                 Some(Err(_)) => return Response::error(400, "`after` must be a number"),
             };
-            sup.logs(id, after).map(|(lines, dropped)| {
+            let wait = match req.query("wait_ms").map(str::parse::<u64>) {
+                None => 0,
+                Some(Ok(n)) => n.min(MAX_LOG_WAIT_MS),
+                Some(Err(_)) => return Response::error(400, "`wait_ms` must be a number"),
+            };
+            sup.logs(id, after, Duration::from_millis(wait)).map(|(lines, dropped)| {
                 Response::json(200, &json!({ "lines": lines, "dropped_bytes": dropped }))
             })
         }

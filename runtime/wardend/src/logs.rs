@@ -3,7 +3,8 @@
 //! count of dropped bytes is kept.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Longest line kept; longer lines are cut and marked.
 pub const MAX_LINE: usize = 4096;
@@ -40,6 +41,8 @@ struct Ring {
 #[derive(Clone, Debug)]
 pub struct Log {
     ring: Arc<Mutex<Ring>>,
+    /// Signalled on every new line, for readers that wait (`logs?wait_ms=`).
+    grown: Arc<Condvar>,
 }
 
 impl Log {
@@ -53,6 +56,7 @@ impl Log {
                 next_seq: 1,
                 dropped_bytes: 0,
             })),
+            grown: Arc::new(Condvar::new()),
         }
     }
 
@@ -87,11 +91,30 @@ impl Log {
             ring.bytes -= old.text.len();
             ring.dropped_bytes += old.text.len() as u64;
         }
+        drop(ring);
+        self.grown.notify_all();
     }
 
     /// Lines with `seq > after`, oldest first, and the bytes dropped so far.
     pub fn since(&self, after: u64) -> (Vec<Line>, u64) {
-        let ring = self.lock();
+        self.wait_since(after, Duration::ZERO)
+    }
+
+    /// Like [`Log::since`], but if there is no line after `after` yet, waits up to `timeout`
+    /// for one (a follower's long poll). Returns what there is when the time is up.
+    pub fn wait_since(&self, after: u64, timeout: Duration) -> (Vec<Line>, u64) {
+        let deadline = Instant::now() + timeout;
+        let mut ring = self.lock();
+        while ring.next_seq <= after.saturating_add(1) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            ring = self
+                .grown
+                .wait_timeout(ring, left)
+                .map_or_else(|p| p.into_inner().0, |(guard, _)| guard);
+        }
         (
             ring.lines
                 .iter()
@@ -151,5 +174,24 @@ mod tests {
         let (lines, _) = log.since(0);
         assert_eq!(lines.len(), 3);
         assert!(lines[0].text.ends_with("[…cut]"));
+    }
+
+    #[test]
+    fn a_waiting_reader_wakes_on_the_next_line_and_times_out_without_one() {
+        let log = Log::new(1000);
+        log.push(Stream::Stdout, b"first");
+        let (lines, _) = log.wait_since(1, Duration::from_millis(30));
+        assert!(lines.is_empty(), "nothing new: the wait times out empty");
+        let writer = log.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.push(Stream::Stdout, b"second");
+        });
+        let (lines, _) = log.wait_since(1, Duration::from_secs(30));
+        thread.join().unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, "second");
+        let (lines, _) = log.wait_since(0, Duration::from_secs(30));
+        assert_eq!(lines.len(), 2, "lines already there come back at once");
     }
 }

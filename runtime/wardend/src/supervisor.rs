@@ -377,12 +377,18 @@ impl Supervisor {
     }
 
     /// The app's log lines after `after`, and how many bytes were dropped to stay bounded.
-    pub fn logs(&self, id: &str, after: u64) -> Result<(Vec<crate::logs::Line>, u64), OpError> {
+    /// With a `wait`, and nothing after `after` yet, waits that long for a line.
+    pub fn logs(
+        &self,
+        id: &str,
+        after: u64,
+        wait: Duration,
+    ) -> Result<(Vec<crate::logs::Line>, u64), OpError> {
         self.entry(id)?;
-        let slots = lock(&self.shared.slots);
-        Ok(slots
-            .get(id)
-            .map(|s| s.log.since(after))
+        // Clone the log out of the lock: a waiting reader must not hold up every other caller.
+        let log = lock(&self.shared.slots).get(id).map(|s| s.log.clone());
+        Ok(log
+            .map(|log| log.wait_since(after, wait))
             .unwrap_or_default())
     }
 

@@ -28,6 +28,41 @@ const SPIN: &str = r#"(module
   (memory (export "memory") 1)
   (func (export "_start") (loop $l (br $l))))"#;
 
+/// A well-behaved neighbour: says "beat" every 20 ms, forever.
+const HEARTBEAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "beat\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 5))
+    (i32.store8 (i32.const 72) (i32.const 0))
+    (i32.store (i32.const 80) (i32.const 1))
+    (i64.store (i32.const 88) (i64.const 20000000))
+    (loop $beat
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160)))
+      (br $beat))))"#;
+
+/// Hostile: opens /etc/passwd through descriptors 3 to 9 (it has no storage, so no preopen);
+/// exits with the errno of the last attempt, or 99 if any open succeeded.
+const OPEN_PASSWD: &str = r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "/etc/passwd")
+  (func (export "_start") (local $fd i32) (local $err i32)
+    (local.set $fd (i32.const 3))
+    (loop $next
+      (local.set $err (call $path_open (local.get $fd) (i32.const 0) (i32.const 16) (i32.const 11)
+        (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 64)))
+      (if (i32.eqz (local.get $err)) (then (call $proc_exit (i32.const 99))))
+      (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $fd) (i32.const 10))))
+    (call $proc_exit (local.get $err))))"#;
+
 fn require_root() {
     assert!(
         rustix::process::geteuid().is_root(),
@@ -182,6 +217,188 @@ fn a_sideloaded_app_runs_confined_and_a_spinning_one_is_stopped_by_the_watchdog(
     // The well-behaved app is untouched by its neighbour's failures.
     let (_, hello_app) = d.call("GET", &format!("/apps/{APP_A}"), b"");
     assert_eq!(hello_app["status"]["state"], "exited");
+    d.kill();
+}
+
+fn guest(name: &str) -> Vec<u8> {
+    wat::parse_file(
+        common::repo()
+            .join("runtime/worker/tests/guests")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The newest report of `id` at `version` whose failure kind is `kind`, waiting for it.
+fn wait_report(d: &Daemon, id: &str, version: u64, kind: &str) -> serde_json::Value {
+    let mut found = None;
+    d.wait_for(&format!("a {kind} report for {id}"), |d| {
+        let (_, reports) = d.call("GET", &format!("/reports?app={id}"), b"");
+        found = reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["failure"]["kind"] == kind && r["version"] == version)
+            .cloned();
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// The sequence number of the newest "beat" in the neighbour's log.
+fn last_beat(d: &Daemon, id: &str) -> u64 {
+    let (_, body) = d.call("GET", &format!("/apps/{id}/logs"), b"");
+    body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|l| l["text"] == "beat")
+        .map_or(0, |l| l["seq"].as_u64().unwrap())
+}
+
+#[test]
+fn hostile_apps_end_as_their_manifests_say_while_a_neighbour_keeps_answering() {
+    require_root();
+    let f = fixture();
+    let d = Daemon::start(&f);
+    let neighbour = APP_A;
+    let (status, body) = d.call(
+        "POST",
+        "/images",
+        &pack_code(
+            &f,
+            &manifest(neighbour, ""),
+            1,
+            &wat::parse_str(HEARTBEAT).unwrap(),
+            None,
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_for("the neighbour's first beat", |d| {
+        last_beat(d, neighbour) > 0
+    });
+    let pid = d.call("GET", &format!("/apps/{neighbour}"), b"").1["status"]["pid"].clone();
+    assert!(pid.is_u64(), "the neighbour runs: {pid}");
+
+    // (app, limits in its manifest, report kind, check of the report)
+    type Check = fn(&serde_json::Value);
+    let hostile: [(&str, Vec<u8>, &str, &str, Check); 7] = [
+        (
+            "infinite loop",
+            wat::parse_str(SPIN).unwrap(),
+            r#", "Warden": {"WatchdogMs": 200}"#,
+            "watchdog",
+            |r| assert_eq!(r["failure"]["watchdog_ms"], 200, "{r}"),
+        ),
+        (
+            "memory bomb",
+            guest("memory_bomb.wat"),
+            r#", "Warden": {"MemoryLimitKB": 8192}"#,
+            "memory_limit",
+            |r| assert_eq!(r["failure"]["limit_bytes"], 8 << 20, "{r}"),
+        ),
+        (
+            "unbounded recursion",
+            guest("recursion.wat"),
+            "",
+            "trap",
+            |r| {
+                assert_eq!(r["failure"]["trap"], "stack_overflow", "{r}");
+                assert!(
+                    r.to_string().contains("recurse"),
+                    "the backtrace names the function: {r}"
+                );
+            },
+        ),
+        (
+            "table growth",
+            guest("table_bomb.wat"),
+            r#", "Warden": {"MemoryLimitKB": 1024}"#,
+            "memory_limit",
+            |r| assert_eq!(r["failure"]["limit_bytes"], 1 << 20, "{r}"),
+        ),
+        (
+            "/etc/passwd",
+            wat::parse_str(OPEN_PASSWD).unwrap(),
+            "",
+            "exit",
+            // EBADF: without storage the app holds no directory to open anything under.
+            |r| assert_eq!(r["failure"]["code"], 8, "{r}"),
+        ),
+        (
+            "ungranted import",
+            guest("gpio_import.wat"),
+            "",
+            "load_refused",
+            |r| assert!(r.to_string().contains("warden:device/gpio"), "{r}"),
+        ),
+        ("unreachable", guest("unreachable.wat"), "", "trap", |r| {
+            assert_eq!(r["failure"]["trap"], "unreachable", "{r}")
+        }),
+    ];
+    // Versions rise: the rollback record of an uninstalled app stays.
+    for (version, (what, code, limits, kind, check)) in (1..).zip(hostile) {
+        let before = last_beat(&d, neighbour);
+        let (status, body) = d.call(
+            "POST",
+            "/images",
+            &pack_code(&f, &manifest(APP_B, limits), version, &code, None),
+        );
+        assert_eq!(status, 201, "{what}: {body}");
+        let report = wait_report(&d, APP_B, version, kind);
+        check(&report);
+        let (status, body) = d.call("DELETE", &format!("/apps/{APP_B}?storage=wipe"), b"");
+        assert_eq!(status, 200, "{what}: {body}");
+        // The neighbour kept answering, in the same worker, through all of it.
+        d.wait_for(&format!("beats after the {what}"), |d| {
+            last_beat(d, neighbour) > before + 2
+        });
+        let now = d.call("GET", &format!("/apps/{neighbour}"), b"").1;
+        assert_eq!(
+            now["status"]["pid"], pid,
+            "{what}: the neighbour was restarted: {now}"
+        );
+        let (_, reports) = d.call("GET", &format!("/reports?app={neighbour}"), b"");
+        assert_eq!(
+            reports,
+            serde_json::json!([]),
+            "{what}: the neighbour has reports"
+        );
+    }
+
+    // A 100 MiB log flood: the app ends cleanly, its log stays bounded, the neighbour beats on.
+    let before = last_beat(&d, neighbour);
+    let (status, body) = d.call(
+        "POST",
+        "/images",
+        &pack_code(&f, &manifest(APP_B, ""), 100, &guest("log_flood.wat"), None),
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_for("the flood's end", |d| {
+        d.call("GET", &format!("/apps/{APP_B}"), b"").1["status"]["state"] == "exited"
+    });
+    let (_, log) = d.call("GET", &format!("/apps/{APP_B}/logs"), b"");
+    let kept: usize = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().len())
+        .sum();
+    assert!(kept < 4 << 20, "the log stays bounded: {kept} bytes kept");
+    assert!(
+        log["dropped_bytes"].as_u64().unwrap() > 90 << 20,
+        "{}",
+        log["dropped_bytes"]
+    );
+    d.wait_for("beats after the flood", |d| {
+        last_beat(d, neighbour) > before + 2
+    });
+    let now = d.call("GET", &format!("/apps/{neighbour}"), b"").1;
+    assert_eq!(
+        now["status"]["pid"], pid,
+        "the neighbour was restarted: {now}"
+    );
     d.kill();
 }
 

@@ -58,7 +58,7 @@ fn an_installed_app_starts_runs_and_stops() {
     assert_eq!(launch.args, vec!["t".to_owned()]);
     assert_eq!(launch.version, 1);
     assert!(launch.uid >= wardend::index::APP_UID_BASE);
-    let (lines, _) = sup.logs(APP_A, 0).unwrap();
+    let (lines, _) = sup.logs(APP_A, 0, Duration::ZERO).unwrap();
     assert!(lines.iter().any(|l| l.text == "hello from the fake"));
 
     assert!(

@@ -1,0 +1,612 @@
+//! `cargo xtask bench`, runtime part: in one run, side by side on the same machine —
+//!
+//! - warden cold start: `POST /apps/{id}/start` on the control socket until the app's first
+//!   stdout line reaches its log (a long poll of `logs?wait_ms=`), full sandbox, app precompiled
+//!   at install;
+//! - `wasmtime run --allow-precompiled` of the same app, compiled by `wasmtime compile`, from
+//!   spawn until its first stdout line (the wasmtime CLI is installed by this command);
+//! - `bwrap --unshare-all` of `/bin/true`, and `/bin/true` alone, spawn to exit;
+//! - the private memory (USS) of an idle worker, the supervisor's RSS, and its descriptors and
+//!   RSS after 1000 start/stop cycles of that idle app.
+//!
+//! Written to the `## Runtime` section of `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use warden_cli::client;
+
+use crate::device::{Daemon, Scratch, Warden};
+use crate::{cargo, step};
+
+const START: &str = "<!-- bench:runtime -->";
+const END: &str = "<!-- /bench:runtime -->";
+
+/// Timed runs per measurement (after one warm-up).
+const RUNS: usize = 51;
+/// Start/stop cycles for the leak check.
+const CYCLES: usize = 1000;
+
+/// The wasmtime CLI that matches the engine the workers link.
+const WASMTIME_CLI: &str = "48.0.8";
+
+const HELLO_ID: &str = "6a0c1f8e-3b2d-4e5f-9a7b-1c2d3e4f5a6b";
+const IDLE_ID: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+
+/// A WASI preview-1 command that says "ready" and then sleeps, an hour at a time, forever: the
+/// idle app whose worker's memory is measured and which is started and stopped 1000 times.
+const IDLE_APP: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ready\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    ;; one subscription at 64: tag 0 (clock) at 72, clock id 1 (monotonic) at 80,
+    ;; timeout (ns, relative) at 88
+    (i32.store8 (i32.const 72) (i32.const 0))
+    (i32.store (i32.const 80) (i32.const 1))
+    (i64.store (i32.const 88) (i64.const 3600000000000))
+    (loop $sleep
+      (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160)))
+      (br $sleep))))"#;
+
+/// Median and spread of a set of timings.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: Duration,
+    p10: Duration,
+    p90: Duration,
+}
+
+impl Spread {
+    fn of(mut times: Vec<Duration>) -> Result<Spread> {
+        if times.is_empty() {
+            bail!("no timings");
+        }
+        times.sort_unstable();
+        let at = |q: usize| times[(times.len() - 1) * q / 100];
+        Ok(Spread {
+            median: at(50),
+            p10: at(10),
+            p90: at(90),
+        })
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "{} ({}–{})",
+            ms(self.median),
+            ms(self.p10).trim_end_matches(" ms"),
+            ms(self.p90)
+        )
+    }
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Measured {
+    warden: Spread,
+    wasmtime: Spread,
+    wasmtime_exit: Spread,
+    bwrap: Spread,
+    true_alone: Spread,
+    worker: ProcMemory,
+    supervisor_before: Supervisor,
+    supervisor_after: Supervisor,
+    cycle: Spread,
+    hello_wasm: u64,
+    worker_syscalls: usize,
+    wasmtime_version: String,
+    bwrap_version: String,
+}
+
+/// A process's memory, from `/proc/PID/smaps_rollup`, in KiB.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcMemory {
+    rss: u64,
+    pss: u64,
+    uss: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Supervisor {
+    rss_kib: u64,
+    fds: usize,
+    threads: usize,
+}
+
+pub(crate) fn run(root: &Path) -> Result<()> {
+    crate::setup::ensure_rust_targets(root)?;
+    crate::setup::ensure_commands(&[("bwrap", "bubblewrap")])?;
+    let wasmtime = ensure_wasmtime_cli(root)?;
+    step(
+        "build the supervisor, the worker and the CLI (release)",
+        cargo(root).args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "wardend",
+            "-p",
+            "warden-worker",
+            "-p",
+            "warden-cli",
+        ]),
+    )?;
+    let hello = crate::demo::build_hello(root)?;
+    // Freshly written binaries are dirty page cache; written back, they count as shared, clean
+    // file pages and not as anybody's private memory.
+    let _ = Command::new("sync").status();
+
+    let scratch = Scratch::new("bench")?;
+    let dir = scratch.path();
+    let bin_dir = root.join("target/release");
+    let warden = Warden {
+        bin: bin_dir.join("warden"),
+        verbose: false,
+    };
+    let (app_key, trust) = warden.keys_and_trust(dir)?;
+    let hello_pkg = dir.join("hello.wpkg");
+    warden.pack(
+        &root.join("sample-apps/hello/app_manifest.json"),
+        &hello,
+        &app_key,
+        1,
+        &hello_pkg,
+    )?;
+    let idle_wasm = dir.join("idle.wasm");
+    std::fs::write(&idle_wasm, wat::parse_str(IDLE_APP)?)?;
+    let idle_manifest = dir.join("idle_manifest.json");
+    std::fs::write(
+        &idle_manifest,
+        format!(
+            r#"{{"SchemaVersion": 1, "Name": "idle", "ComponentId": "{IDLE_ID}",
+                "EntryPoint": "/bin/idle.wasm", "CmdArgs": [], "Capabilities": {{}},
+                "ApplicationType": "Default"}}"#
+        ),
+    )?;
+    let idle_pkg = dir.join("idle.wpkg");
+    warden.pack(&idle_manifest, &idle_wasm, &app_key, 1, &idle_pkg)?;
+
+    let daemon = Daemon::start(Daemon::command(root, &bin_dir, dir, &trust), dir)?;
+    let api = Api {
+        socket: daemon.socket.clone(),
+    };
+    api.sideload(&hello_pkg)?;
+    api.sideload(&idle_pkg)?;
+
+    println!("==> (a) warden cold start, {RUNS} runs: start request -> first stdout line");
+    let mut after = 0;
+    let mut times = Vec::with_capacity(RUNS);
+    for run in 0..=RUNS {
+        let (elapsed, seq) = api.cold_start(HELLO_ID, after)?;
+        after = seq;
+        api.wait_state(HELLO_ID, &["exited"])?;
+        if run > 0 {
+            times.push(elapsed);
+        }
+    }
+    let warden_start = Spread::of(times)?;
+
+    println!("==> (b) wasmtime run --allow-precompiled, {RUNS} runs");
+    let cwasm = dir.join("hello.cwasm");
+    let status = Command::new(&wasmtime)
+        .arg("compile")
+        .arg(&hello)
+        .arg("-o")
+        .arg(&cwasm)
+        .status()
+        .context("wasmtime compile")?;
+    if !status.success() {
+        bail!("wasmtime compile failed ({status})");
+    }
+    let mut first = Vec::with_capacity(RUNS);
+    let mut exit = Vec::with_capacity(RUNS);
+    for run in 0..=RUNS {
+        let (to_line, to_exit) = first_line_and_exit(
+            Command::new(&wasmtime)
+                .args(["run", "--allow-precompiled"])
+                .arg(&cwasm)
+                .args(["--greeting", "world"]),
+        )?;
+        if run > 0 {
+            first.push(to_line);
+            exit.push(to_exit);
+        }
+    }
+
+    println!("==> (c) bwrap --unshare-all /bin/true and /bin/true, {RUNS} runs each");
+    let bwrap = spawn_to_exit(Command::new("bwrap").args([
+        "--unshare-all",
+        "--ro-bind",
+        "/",
+        "/",
+        "/bin/true",
+    ]))?;
+    let true_alone = spawn_to_exit(&mut Command::new("/bin/true"))?;
+
+    println!("==> idle worker memory, supervisor memory, {CYCLES} start/stop cycles");
+    let supervisor_before = supervisor(daemon.pid())?;
+    let mut idle_after = 0;
+    let (_, seq) = api.cold_start(IDLE_ID, idle_after)?;
+    idle_after = seq;
+    let pid = api.running_pid(IDLE_ID)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let worker = proc_memory(pid)?;
+    api.call("POST", &format!("/apps/{IDLE_ID}/stop"))?;
+    api.wait_state(IDLE_ID, &["stopped"])?;
+    let mut cycle_times = Vec::with_capacity(CYCLES);
+    for _ in 0..CYCLES {
+        let started = Instant::now();
+        let (_, seq) = api.cold_start(IDLE_ID, idle_after)?;
+        idle_after = seq;
+        api.call("POST", &format!("/apps/{IDLE_ID}/stop"))?;
+        api.wait_state(IDLE_ID, &["stopped"])?;
+        cycle_times.push(started.elapsed());
+    }
+    let supervisor_after = supervisor(daemon.pid())?;
+    drop(daemon);
+
+    let measured = Measured {
+        warden: warden_start,
+        wasmtime: Spread::of(first)?,
+        wasmtime_exit: Spread::of(exit)?,
+        bwrap,
+        true_alone,
+        worker,
+        supervisor_before,
+        supervisor_after,
+        cycle: Spread::of(cycle_times)?,
+        hello_wasm: std::fs::metadata(&hello)?.len(),
+        worker_syscalls: warden_sandbox::profile_syscalls(warden_ipc::SeccompProfile::Worker)?
+            .len(),
+        wasmtime_version: version_line(Command::new(&wasmtime).arg("--version")),
+        bwrap_version: version_line(Command::new("bwrap").arg("--version")),
+    };
+    let section = render(&measured)?;
+    println!("\n{section}");
+    crate::bench::write_section(root, START, END, &section)
+}
+
+/// The control API, as the benchmark uses it.
+struct Api {
+    socket: PathBuf,
+}
+
+impl Api {
+    fn call(&self, method: &str, path: &str) -> Result<Value> {
+        client::call(&self.socket, method, path)
+    }
+
+    fn sideload(&self, package: &Path) -> Result<()> {
+        let mut file = std::fs::File::open(package)?;
+        let len = file.metadata()?.len();
+        let (status, value) =
+            client::request(&self.socket, "POST", "/images", Some(&mut file), len)?;
+        client::checked(status, value).map(drop)
+    }
+
+    /// Starts `id` and waits for its first stdout line after log sequence `after`; returns the
+    /// time from sending the start request to receiving that line, and the line's sequence.
+    fn cold_start(&self, id: &str, mut after: u64) -> Result<(Duration, u64)> {
+        let started = Instant::now();
+        self.call("POST", &format!("/apps/{id}/start"))?;
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            let answer = self.call(
+                "GET",
+                &format!("/apps/{id}/logs?after={after}&wait_ms=5000"),
+            )?;
+            for line in answer["lines"].as_array().into_iter().flatten() {
+                after = line["seq"].as_u64().unwrap_or(after);
+                if line["stream"] == "stdout" {
+                    return Ok((started.elapsed(), after));
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("app {id} printed nothing within 30 s of its start");
+            }
+        }
+    }
+
+    fn state(&self, id: &str) -> Result<Value> {
+        Ok(self.call("GET", &format!("/apps/{id}"))?["status"].clone())
+    }
+
+    fn wait_state(&self, id: &str, states: &[&str]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.state(id)?;
+            if states.iter().any(|s| status["state"] == *s) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("app {id} is {status}, not {states:?}, after 30 s");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    fn running_pid(&self, id: &str) -> Result<u32> {
+        let status = self.state(id)?;
+        status["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .with_context(|| format!("app {id} is {status}, not running"))
+    }
+}
+
+/// Time from spawn to the first stdout line, and to exit (which must be a success).
+fn first_line_and_exit(cmd: &mut Command) -> Result<(Duration, Duration)> {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("could not run {cmd:?}"))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let to_line = started.elapsed();
+    let status = child.wait()?;
+    let to_exit = started.elapsed();
+    if !status.success() || line.is_empty() {
+        bail!("{cmd:?} failed ({status}) or printed nothing");
+    }
+    Ok((to_line, to_exit))
+}
+
+/// Spawn-to-exit times of `cmd`, after one warm-up; every run must succeed.
+fn spawn_to_exit(cmd: &mut Command) -> Result<Spread> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut times = Vec::with_capacity(RUNS);
+    for run in 0..=RUNS {
+        let started = Instant::now();
+        let out = cmd
+            .output()
+            .with_context(|| format!("could not run {cmd:?}"))?;
+        let elapsed = started.elapsed();
+        if !out.status.success() {
+            bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        if run > 0 {
+            times.push(elapsed);
+        }
+    }
+    Spread::of(times)
+}
+
+fn proc_memory(pid: u32) -> Result<ProcMemory> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcMemory {
+        rss: field("Rss:"),
+        pss: field("Pss:"),
+        uss: field("Private_Clean:") + field("Private_Dirty:"),
+    })
+}
+
+fn supervisor(pid: u32) -> Result<Supervisor> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
+    Ok(Supervisor {
+        rss_kib: field("VmRSS:"),
+        fds,
+        threads: usize::try_from(field("Threads:")).unwrap_or(0),
+    })
+}
+
+/// Installs the wasmtime CLI into `target/tools` once (about 7 minutes on 2 cores).
+fn ensure_wasmtime_cli(root: &Path) -> Result<PathBuf> {
+    let tools = root.join("target/tools");
+    let bin = tools.join("bin/wasmtime");
+    let matches = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(WASMTIME_CLI));
+    if !matches {
+        step(
+            "install the wasmtime CLI (the peer of the cold-start benchmark)",
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(root)
+                .args(["install", "--locked", "--root"])
+                .arg(&tools)
+                .arg(format!("wasmtime-cli@{WASMTIME_CLI}")),
+        )?;
+    }
+    Ok(bin)
+}
+
+fn version_line(cmd: &mut Command) -> String {
+    cmd.output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown version".into())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.2} MiB", kib as f64 / 1024.0)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+fn render(m: &Measured) -> Result<String> {
+    let (model, cores, _) = crate::bench::cpu();
+    let date = crate::bench::first_line("date", &["-u", "+%Y-%m-%d"]);
+    let kernel = crate::bench::first_line("uname", &["-r"]);
+    let mut s = String::new();
+    writeln!(s, "{START}")?;
+    writeln!(s, "## Runtime: cold start, memory, leaks\n")?;
+    writeln!(
+        s,
+        "Measured by `cargo xtask bench` on {date}: {model} ({cores} logical CPUs), kernel \
+         {kernel}, release builds. The app is `sample-apps/hello` (a Rust wasm32-wasip2 \
+         component, {} KiB) that prints one line and exits; both runtimes run it precompiled. \
+         Times are medians of {RUNS} runs after one warm-up, with the 10th–90th percentile \
+         range in brackets.\n",
+        m.hello_wasm / 1024
+    )?;
+    writeln!(s, "| what | time |")?;
+    writeln!(s, "|---|---:|")?;
+    writeln!(
+        s,
+        "| (a) warden: `POST /apps/{{id}}/start` → first stdout line in the app's log, full \
+         sandbox | {} |",
+        m.warden.render()
+    )?;
+    writeln!(
+        s,
+        "| (b) `wasmtime run --allow-precompiled hello.cwasm`: spawn → first stdout line | {} |",
+        m.wasmtime.render()
+    )?;
+    writeln!(
+        s,
+        "| (b′) the same, spawn → exit | {} |",
+        m.wasmtime_exit.render()
+    )?;
+    writeln!(
+        s,
+        "| (c) `bwrap --unshare-all --ro-bind / / /bin/true`: spawn → exit | {} |",
+        m.bwrap.render()
+    )?;
+    writeln!(
+        s,
+        "| `/bin/true`: spawn → exit | {} |",
+        m.true_alone.render()
+    )?;
+    writeln!(
+        s,
+        "| one start/stop cycle of the idle app over the API ({CYCLES} cycles) | {} |",
+        m.cycle.render()
+    )?;
+    writeln!(s)?;
+    writeln!(s, "| memory and descriptors | value |")?;
+    writeln!(s, "|---|---:|")?;
+    writeln!(
+        s,
+        "| idle worker (the sleeping app below): USS (private clean + dirty) | {} |",
+        mib(m.worker.uss)
+    )?;
+    writeln!(
+        s,
+        "| idle worker: PSS / RSS | {} / {} |",
+        mib(m.worker.pss),
+        mib(m.worker.rss)
+    )?;
+    writeln!(
+        s,
+        "| supervisor RSS, two apps installed, before the cycles | {} |",
+        mib(m.supervisor_before.rss_kib)
+    )?;
+    writeln!(
+        s,
+        "| supervisor RSS after {CYCLES} start/stop cycles | {} |",
+        mib(m.supervisor_after.rss_kib)
+    )?;
+    writeln!(
+        s,
+        "| supervisor descriptors before → after the cycles | {} → {} |",
+        m.supervisor_before.fds, m.supervisor_after.fds
+    )?;
+    writeln!(
+        s,
+        "| supervisor threads before → after the cycles | {} → {} |",
+        m.supervisor_before.threads, m.supervisor_after.threads
+    )?;
+    writeln!(
+        s,
+        "| seccomp allow-list of an app worker (`worker` profile, this build) | {} syscalls |",
+        m.worker_syscalls
+    )?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "- (a) is measured from outside, as a user sees it: the benchmark sends the start \
+         request on the control socket and long-polls `GET /apps/{{id}}/logs?wait_ms=` until the \
+         app's stdout line arrives. It includes the HTTP exchange, the per-app cgroup, \
+         `clone3` into new mount/pid/ipc/uts/net namespaces + `execve` of the worker, the whole \
+         confinement (empty root, rlimits, uid/caps, no_new_privs, landlock, seccomp), the \
+         digest check of the code, loading, instantiating and running to the first line, and \
+         the log pipe back to the supervisor."
+    )?;
+    writeln!(
+        s,
+        "- (b) is {}, installed by this command; `wasmtime compile` made the `.cwasm`. No \
+         sandbox. (c) is {}.",
+        m.wasmtime_version, m.bwrap_version
+    )?;
+    writeln!(
+        s,
+        "- The idle app is a WASI preview-1 module that prints `ready` and sleeps in \
+         `poll_oneoff`; its worker's memory is read from `/proc/PID/smaps_rollup` 300 ms after \
+         the line arrived. The cycles start it, wait for `ready`, stop it and wait for the \
+         supervisor to report it stopped."
+    )?;
+    writeln!(
+        s,
+        "- Target: sandboxed cold start ≤ `wasmtime run` of the same precompiled app: {} vs {} \
+         ({}).",
+        ms(m.warden.median),
+        ms(m.wasmtime.median),
+        met(m.warden.median <= m.wasmtime.median)
+    )?;
+    writeln!(
+        s,
+        "- Target: idle worker USS ≤ 1 MiB: {} ({}).",
+        mib(m.worker.uss),
+        met(m.worker.uss <= 1024)
+    )?;
+    writeln!(
+        s,
+        "- Target: supervisor RSS ≤ 8 MiB: {} after the cycles ({}).",
+        mib(m.supervisor_after.rss_kib),
+        met(m.supervisor_after.rss_kib.max(m.supervisor_before.rss_kib) <= 8 * 1024)
+    )?;
+    writeln!(
+        s,
+        "- Target: zero descriptors leaked after {CYCLES} cycles: {} ({}).",
+        m.supervisor_after.fds as i64 - m.supervisor_before.fds as i64,
+        met(m.supervisor_after.fds <= m.supervisor_before.fds)
+    )?;
+    writeln!(
+        s,
+        "- Target: an app worker's steady-state allow-list ≤ 16 syscalls: {} ({}).",
+        m.worker_syscalls,
+        met(m.worker_syscalls <= 16)
+    )?;
+    write!(s, "{END}")?;
+    Ok(s)
+}

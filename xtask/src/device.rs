@@ -1,0 +1,220 @@
+//! A scratch device on this machine, shared by the demo and the benchmarks: a scratch
+//! directory, the `warden` CLI runner, development keys with a root-signed trust store, and
+//! `wardend` on the simulated board, stopped however the caller ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::render;
+
+/// The simulated board every local run uses.
+pub(crate) const BOARD: &str = "buildroot-overlay/board/warden-sim/board.json";
+
+/// A scratch directory removed when dropped, however the run ends.
+#[derive(Debug)]
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("warden-{name}-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the `warden` CLI; `verbose` prints each step and its output (the demo), otherwise
+/// output is shown only when a step fails.
+#[derive(Debug)]
+pub(crate) struct Warden {
+    pub(crate) bin: PathBuf,
+    pub(crate) verbose: bool,
+}
+
+impl Warden {
+    pub(crate) fn command(&self, build: impl FnOnce(&mut Command)) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        build(&mut cmd);
+        cmd
+    }
+
+    fn output(&self, what: &str, cmd: &mut Command) -> Result<Output> {
+        if self.verbose {
+            println!("\n==> {what}\n$ {}", render(cmd));
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("could not start {}", self.bin.display()))?;
+        if self.verbose {
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(out)
+    }
+
+    /// Runs a step that must succeed.
+    pub(crate) fn ok(&self, what: &str, build: impl FnOnce(&mut Command)) -> Result<()> {
+        let mut cmd = self.command(build);
+        let out = self.output(what, &mut cmd)?;
+        if !out.status.success() {
+            bail!(
+                "step failed: {what} ({}): {}\n{}",
+                out.status,
+                render(&cmd),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs a step that must be refused with an error message.
+    pub(crate) fn refused(&self, what: &str, build: impl FnOnce(&mut Command)) -> Result<()> {
+        let out = self.output(what, &mut self.command(build))?;
+        if out.status.success() {
+            bail!("step should have been refused but succeeded: {what}");
+        }
+        if out.stderr.is_empty() {
+            bail!("step was refused without saying why: {what}");
+        }
+        if self.verbose {
+            println!("(refused, as it must be)");
+        }
+        Ok(())
+    }
+
+    /// Makes a root key and an app-signing key in `dir/keys`, and a trust store `dir/trust.json`
+    /// signed by the root key that trusts the app key for the `app` role. Returns the app key.
+    pub(crate) fn keys_and_trust(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        let keys = dir.join("keys");
+        let trust = dir.join("trust.json");
+        self.ok("make a root key", |c| {
+            c.args(["keys", "new", "--role", "root", "-o"]).arg(&keys);
+        })?;
+        self.ok("make an app-signing key", |c| {
+            c.args(["keys", "new", "--role", "app", "-o"]).arg(&keys);
+        })?;
+        self.ok("create a trust store signed by the root key", |c| {
+            c.args(["trust", "init", "--root-key"])
+                .arg(keys.join("root.key.pem"))
+                .arg("-o")
+                .arg(&trust);
+        })?;
+        self.ok("trust the app key for the `app` role", |c| {
+            c.args(["trust", "add", "--trust"])
+                .arg(&trust)
+                .arg("--root-key")
+                .arg(keys.join("root.key.pem"))
+                .arg("--key")
+                .arg(keys.join("app.pub.pem"))
+                .args(["--role", "app"]);
+        })?;
+        Ok((keys.join("app.key.pem"), trust))
+    }
+
+    /// Packs and signs `wasm` with its manifest as version `version`.
+    pub(crate) fn pack(
+        &self,
+        manifest: &Path,
+        wasm: &Path,
+        key: &Path,
+        version: u64,
+        out: &Path,
+    ) -> Result<()> {
+        self.ok("pack and sign the app (manifest unchanged)", |c| {
+            c.args(["app", "pack", "--manifest"])
+                .arg(manifest)
+                .arg("--wasm")
+                .arg(wasm)
+                .arg("--key")
+                .arg(key)
+                .args(["--version", &version.to_string(), "-o"])
+                .arg(out);
+        })
+    }
+}
+
+/// Whether this process runs as root (the supervisor and its sandbox need it).
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `wardend` on the simulated board, stopped (SIGTERM, then waited for) when dropped.
+#[derive(Debug)]
+pub(crate) struct Daemon {
+    child: Child,
+    pub(crate) socket: PathBuf,
+}
+
+impl Daemon {
+    /// The command that starts `wardend` from `bin_dir` with its state in `dir/state`.
+    pub(crate) fn command(root: &Path, bin_dir: &Path, dir: &Path, trust: &Path) -> Command {
+        let mut daemon = Command::new(bin_dir.join("wardend"));
+        daemon
+            .arg("--state")
+            .arg(dir.join("state"))
+            .arg("--board")
+            .arg(root.join(BOARD))
+            .arg("--trust")
+            .arg(trust)
+            .arg("--socket")
+            .arg(dir.join("control.sock"))
+            .arg("--worker")
+            .arg(bin_dir.join("warden-worker"))
+            .arg("--cgroup-parent")
+            .arg(format!("warden-xtask-{}", std::process::id()));
+        daemon
+    }
+
+    /// Starts `cmd` (from [`Daemon::command`]) and waits for its control socket.
+    pub(crate) fn start(mut cmd: Command, dir: &Path) -> Result<Daemon> {
+        if !is_root() {
+            bail!(
+                "this starts the real supervisor and sandbox (namespaces, cgroups, per-app \
+                 uids), which needs root: run it as root"
+            );
+        }
+        let socket = dir.join("control.sock");
+        let child = cmd.spawn().context("starting wardend")?;
+        let daemon = Daemon { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("wardend did not open its control socket");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
