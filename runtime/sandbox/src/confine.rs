@@ -312,30 +312,40 @@ fn is_dev_null(fd: RawFd) -> bool {
 /// Step 3.
 fn rlimits(limits: &Rlimits) -> Result<String, ConfineError> {
     const STEP: &str = "rlimits";
-    let set = |resource: Resource, name: &str, value: u64| -> Result<String, ConfineError> {
-        setrlimit(resource, value, value).map_err(step_err(STEP, format!("set {name}")))?;
-        Ok(if value == RLIM_INFINITY {
+    // `None`: unlimited.
+    let set = |resource: Resource, name: &str, value: Option<u64>| {
+        let limit = value.map_or(RLIM_INFINITY, to_rlim);
+        setrlimit(resource, limit, limit).map_err(step_err(STEP, format!("set {name}")))?;
+        Ok::<_, ConfineError>(if limit == RLIM_INFINITY {
             format!("{name}=unlimited")
         } else {
-            format!("{name}={value}")
+            format!("{name}={limit}")
         })
     };
     let mut applied = vec![
-        set(Resource::RLIMIT_CORE, "RLIMIT_CORE", 0)?,
-        set(Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE", limits.nofile)?,
+        set(Resource::RLIMIT_CORE, "RLIMIT_CORE", Some(0))?,
         set(
-            Resource::RLIMIT_FSIZE,
-            "RLIMIT_FSIZE",
-            limits.fsize_bytes.unwrap_or(RLIM_INFINITY),
+            Resource::RLIMIT_NOFILE,
+            "RLIMIT_NOFILE",
+            Some(limits.nofile),
         )?,
-        set(Resource::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK", 0)?,
-        set(Resource::RLIMIT_NPROC, "RLIMIT_NPROC", NPROC)?,
+        set(Resource::RLIMIT_FSIZE, "RLIMIT_FSIZE", limits.fsize_bytes)?,
+        set(Resource::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK", Some(0))?,
+        set(Resource::RLIMIT_NPROC, "RLIMIT_NPROC", Some(NPROC))?,
     ];
     if limits.fsize_bytes.is_some() {
         sys::ignore_sigxfsz().map_err(io_step_err(STEP, "ignore SIGXFSZ"))?;
         applied.push("SIGXFSZ ignored (EFBIG instead)".into());
     }
     Ok(applied.join(" "))
+}
+
+/// `value` as an `rlim_t`: 64 bits on x86_64 and aarch64; 32 bits on armv7, where a larger value
+/// is clamped to the largest finite limit (never to "unlimited"). The report shows what applied.
+// `rlim_t` is `u64` on 64-bit targets, where the conversion cannot fail.
+#[allow(clippy::unnecessary_fallible_conversions)]
+fn to_rlim(value: u64) -> libc::rlim_t {
+    libc::rlim_t::try_from(value).unwrap_or(RLIM_INFINITY - 1)
 }
 
 /// Step 4.

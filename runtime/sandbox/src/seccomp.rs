@@ -1,5 +1,7 @@
 //! Seccomp allow-lists: reviewed JSON data, one file per target architecture, picked at build
-//! time and compiled with seccompiler. Every profile's default action is `kill_process`.
+//! time and compiled to BPF — with seccompiler on x86_64 and aarch64, with our own generator
+//! ([`bpf`]) on 32-bit ARM, which seccompiler cannot target. Every profile's default action is
+//! `kill_process`; both compilers give a rule the same meaning (tested against each other).
 //!
 //! File format (`runtime/sandbox/seccomp/<arch>.json`): `{"arch", "comment", "profiles": {name:
 //! {"comment", "extends"?, "syscalls": [rule…]}}}`. A rule is seccompiler's own rule object
@@ -11,15 +13,39 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use warden_ipc::SeccompProfile;
 
+mod arm_eabi;
+pub(crate) mod bpf;
+
 /// The profile file of the architecture this crate is built for, if there is one.
 #[cfg(target_arch = "x86_64")]
 const PROFILES: Option<(&str, &str)> = Some(("x86_64", include_str!("../seccomp/x86_64.json")));
 #[cfg(target_arch = "aarch64")]
 const PROFILES: Option<(&str, &str)> = Some(("aarch64", include_str!("../seccomp/aarch64.json")));
-/// armv7 and others: no profile yet (seccompiler has no 32-bit ARM backend); confinement
-/// refuses to finish rather than run without a filter.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+/// 32-bit ARM (the armv7 devices): compiled by our own generator, `bpf.rs`.
+#[cfg(target_arch = "arm")]
+const PROFILES: Option<(&str, &str)> = Some(("armv7", include_str!("../seccomp/armv7.json")));
+/// Anything else: no profile; confinement refuses to finish rather than run without a filter.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm")))]
 const PROFILES: Option<(&str, &str)> = None;
+
+/// What compiles a profile file's rules to BPF.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Backend {
+    /// seccompiler: x86_64, aarch64.
+    Seccompiler(seccompiler::TargetArch),
+    /// Our generator (`bpf.rs`): 32-bit ARM, which seccompiler has no backend for.
+    Own(&'static bpf::Arch<'static>),
+}
+
+/// The compiler for the profile file named `arch` (`x86_64`, `aarch64`, `armv7`).
+pub(crate) fn backend(arch: &str) -> Option<Backend> {
+    match arch {
+        "x86_64" => Some(Backend::Seccompiler(seccompiler::TargetArch::x86_64)),
+        "aarch64" => Some(Backend::Seccompiler(seccompiler::TargetArch::aarch64)),
+        "armv7" => Some(Backend::Own(&bpf::ARM_EABI)),
+        _ => None,
+    }
+}
 
 /// Why a profile could not be loaded, compiled or installed.
 #[derive(Debug, thiserror::Error)]
@@ -143,13 +169,17 @@ impl ProfileFile {
         Ok(self.rules(name)?.into_iter().map(|r| r.syscall).collect())
     }
 
-    /// Compiles `name` with seccompiler for `arch`: allow on match, kill the process otherwise.
+    /// Compiles `name` with `backend`: allow on match, kill the process otherwise.
     pub(crate) fn compile(
         &self,
         name: &str,
-        arch: seccompiler::TargetArch,
+        backend: Backend,
     ) -> Result<seccompiler::BpfProgram, SeccompError> {
         let rules = self.rules(name)?;
+        let arch = match backend {
+            Backend::Seccompiler(arch) => arch,
+            Backend::Own(arch) => return bpf::compile(arch, name, &rules),
+        };
         let filter = serde_json::json!({
             name: {
                 "mismatch_action": "kill_process",
@@ -187,10 +217,10 @@ pub(crate) fn compile_for_this_arch(
     let (arch, text) = PROFILES.ok_or(SeccompError::NoProfileForArch {
         arch: std::env::consts::ARCH,
     })?;
-    let target = seccompiler::TargetArch::try_from(arch).map_err(|e| SeccompError::Compile {
+    let target = backend(arch).ok_or_else(|| SeccompError::Compile {
         arch: arch.to_owned(),
         profile: profile_name(profile).to_owned(),
-        message: e.to_string(),
+        message: "no BPF compiler for this architecture".into(),
     })?;
     let file = parse(arch, text)?;
     let name = profile_name(profile);
@@ -204,7 +234,9 @@ pub(crate) fn compile_for_this_arch(
 }
 
 impl CompiledProfile {
-    /// Installs the filter on the calling thread (the only one). Irreversible.
+    /// Installs the filter on the calling thread (the only one). Irreversible. seccompiler's
+    /// installer is architecture-independent (`seccomp(SECCOMP_SET_MODE_FILTER)` with the
+    /// program as given), so it installs our ARM programs too.
     pub(crate) fn install(&self) -> Result<(), SeccompError> {
         seccompiler::apply_filter(&self.program).map_err(|e| SeccompError::Install {
             profile: self.name.to_owned(),
@@ -229,24 +261,17 @@ pub fn profile_syscalls(profile: SeccompProfile) -> Result<Vec<String>, SeccompE
 mod tests {
     use super::*;
 
-    const FILES: [(&str, &str, seccompiler::TargetArch); 2] = [
-        (
-            "x86_64",
-            include_str!("../seccomp/x86_64.json"),
-            seccompiler::TargetArch::x86_64,
-        ),
-        (
-            "aarch64",
-            include_str!("../seccomp/aarch64.json"),
-            seccompiler::TargetArch::aarch64,
-        ),
+    pub(crate) const FILES: [(&str, &str); 3] = [
+        ("x86_64", include_str!("../seccomp/x86_64.json")),
+        ("aarch64", include_str!("../seccomp/aarch64.json")),
+        ("armv7", include_str!("../seccomp/armv7.json")),
     ];
 
-    const PROFILES_NAMES: [&str; 3] = ["worker", "worker_storage", "compiler"];
+    pub(crate) const PROFILES_NAMES: [&str; 3] = ["worker", "worker_storage", "compiler"];
 
     /// No profile may contain any of these: each opens a way out of the sandbox or into the
     /// kernel's less-travelled code.
-    const DENIED: &[&str] = &[
+    pub(crate) const DENIED: &[&str] = &[
         "socket",
         "socketpair",
         "connect",
@@ -354,12 +379,28 @@ mod tests {
         "setdomainname",
         "uselib",
         "modify_ldt",
+        // 32-bit ARM's variants of the calls above: 32-bit ids (the plain names take 16-bit
+        // ids there) and 64-bit time.
+        "setuid32",
+        "setgid32",
+        "setreuid32",
+        "setregid32",
+        "setresuid32",
+        "setresgid32",
+        "setgroups32",
+        "setfsuid32",
+        "setfsgid32",
+        "chown32",
+        "fchown32",
+        "lchown32",
+        "clock_settime64",
+        "clock_adjtime64",
     ];
 
-    fn each_file() -> impl Iterator<Item = (&'static str, ProfileFile, seccompiler::TargetArch)> {
+    fn each_file() -> impl Iterator<Item = (&'static str, ProfileFile, Backend)> {
         FILES
             .iter()
-            .map(|(arch, text, target)| (*arch, parse(arch, text).unwrap(), *target))
+            .map(|(arch, text)| (*arch, parse(arch, text).unwrap(), backend(arch).unwrap()))
     }
 
     #[test]
@@ -418,7 +459,7 @@ mod tests {
         for (arch, file, _) in each_file() {
             for name in PROFILES_NAMES {
                 for rule in file.rules(name).unwrap() {
-                    if rule.syscall == "ioctl" || rule.syscall == "fcntl" {
+                    if ["ioctl", "fcntl", "fcntl64"].contains(&rule.syscall.as_str()) {
                         let conds = rule.args.unwrap_or_default();
                         assert!(
                             conds.iter().any(|c| c.index == 1 && c.op == "eq"),
@@ -432,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn both_arches_allow_the_same_calls_where_the_kernel_has_them() {
+    fn every_arch_allows_the_same_calls_where_the_kernel_has_them() {
         // aarch64 lacks legacy calls x86_64 keeps (poll, open, ...); none is in a profile, so the
         // sets must be equal. List any exception here.
         let x86_only: BTreeSet<&str> = BTreeSet::new();
@@ -447,6 +488,108 @@ mod tests {
                 "{name}: only on x86_64: {only_x86:?}"
             );
             assert!(only_arm.is_empty(), "{name}: only on aarch64: {only_arm:?}");
+        }
+    }
+
+    /// The x86_64 calls that 32-bit ARM EABI names differently: the same operation, with
+    /// 64-bit offsets/sizes/stat fields where the 32-bit ABI needs a separate call.
+    const ARMV7_NAMES: &[(&str, &str)] = &[
+        ("mmap", "mmap2"),
+        ("fcntl", "fcntl64"),
+        ("lseek", "_llseek"),
+        ("fstat", "fstat64"),
+        ("newfstatat", "fstatat64"),
+        ("ftruncate", "ftruncate64"),
+    ];
+
+    /// What 32-bit ARM needs besides, and why (see armv7.json): handlers without SA_SIGINFO
+    /// return through `sigreturn`; glibc tries the 64-bit-time calls first and falls back to
+    /// the 32-bit-time ones (which keep the x86_64 names) on kernels before 5.1.
+    const ARMV7_ONLY: &[&str] = &[
+        "sigreturn",
+        "clock_gettime64",
+        "clock_nanosleep_time64",
+        "utimensat_time64",
+    ];
+
+    #[test]
+    fn armv7_allows_the_x86_64_calls_under_their_arm_names_and_only_the_listed_extras() {
+        let files: Vec<_> = each_file().collect();
+        let armv7 = files.iter().find(|f| f.0 == "armv7").unwrap();
+        for name in PROFILES_NAMES {
+            let x86: BTreeSet<String> = files[0]
+                .1
+                .syscalls(name)
+                .unwrap()
+                .into_iter()
+                .map(|call| {
+                    ARMV7_NAMES
+                        .iter()
+                        .find(|(x, _)| *x == call)
+                        .map_or(call.clone(), |(_, arm)| (*arm).to_owned())
+                })
+                .collect();
+            let arm = armv7.1.syscalls(name).unwrap();
+            let missing: Vec<&String> = x86.difference(&arm).collect();
+            assert!(missing.is_empty(), "{name}: armv7 lacks {missing:?}");
+            let extra: Vec<&String> = arm
+                .difference(&x86)
+                .filter(|call| !ARMV7_ONLY.contains(&call.as_str()))
+                .collect();
+            assert!(
+                extra.is_empty(),
+                "{name}: only on armv7, unexplained: {extra:?}"
+            );
+        }
+        // Conditions too: the same argument restrictions on the renamed calls.
+        for name in PROFILES_NAMES {
+            let conditions = |file: &ProfileFile, rename: bool| -> BTreeSet<String> {
+                file.rules(name)
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|rule| {
+                        let call = if rename {
+                            ARMV7_NAMES
+                                .iter()
+                                .find(|(x, _)| *x == rule.syscall)
+                                .map_or(rule.syscall.clone(), |(_, arm)| (*arm).to_owned())
+                        } else {
+                            rule.syscall.clone()
+                        };
+                        let args = rule.args?;
+                        Some(format!(
+                            "{call}: {:?}",
+                            args.iter()
+                                .map(|c| (c.index, c.len.clone(), c.op.to_string(), c.val))
+                                .collect::<Vec<_>>()
+                        ))
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                conditions(&files[0].1, true),
+                conditions(&armv7.1, false),
+                "{name}"
+            );
+        }
+    }
+
+    /// seccompiler drops an unconditional rule of a call that also has conditional ones; our
+    /// generator refuses the mix. No profile may have it.
+    #[test]
+    fn no_call_has_rules_with_and_without_conditions() {
+        for (arch, file, _) in each_file() {
+            for name in PROFILES_NAMES {
+                let rules = file.rules(name).unwrap();
+                for rule in &rules {
+                    let kinds: BTreeSet<bool> = rules
+                        .iter()
+                        .filter(|r| r.syscall == rule.syscall)
+                        .map(|r| r.args.is_some())
+                        .collect();
+                    assert_eq!(kinds.len(), 1, "{arch}/{name}: {}", rule.syscall);
+                }
+            }
         }
     }
 
