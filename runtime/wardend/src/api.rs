@@ -8,7 +8,7 @@
 //! | `POST /apps/{id}/start`, `POST /apps/{id}/stop` | start (also out of quarantine), stop |
 //! | `DELETE /apps/{id}?storage=keep\|wipe` | uninstall; what happens to storage must be said |
 //! | `GET /apps/{id}/logs?after=N&wait_ms=M` | log lines after sequence number N; with `wait_ms`, waits up to M ms (at most 30 s) for one |
-//! | `GET /apps/{id}/quota` | `MutableStorage` quota and use |
+//! | `GET /apps/{id}/quota` | `MutableStorage` quota and use (`statvfs` of the app's file system), and whether the quota is enforced |
 //! | `POST /images` | sideload: the body is a `.wpkg` |
 //! | `GET /reports?app=ID&limit=N` | failure reports, newest first |
 //!
@@ -89,14 +89,13 @@ fn app_route(
                 Some(Ok(n)) => n.min(MAX_LOG_WAIT_MS),
                 Some(Err(_)) => return Response::error(400, "`wait_ms` must be a number"),
             };
-            sup.logs(id, after, Duration::from_millis(wait)).map(|(lines, dropped)| {
-                Response::json(200, &json!({ "lines": lines, "dropped_bytes": dropped }))
-            })
+            sup.logs(id, after, Duration::from_millis(wait))
+                .map(|(lines, dropped)| {
+                    Response::json(200, &json!({ "lines": lines, "dropped_bytes": dropped }))
+                })
         }
         ("GET", ["quota"]) => sup.quota(id).map(|q| match q {
-            Some((quota, used)) => {
-                Response::json(200, &json!({ "quota_bytes": quota, "used_bytes": used }))
-            }
+            Some(usage) => Response::json(200, &usage),
             None => Response::json(200, &json!({ "storage": null })),
         }),
         (_, [] | ["start" | "stop" | "logs" | "quota"]) => {
@@ -112,7 +111,7 @@ fn op_error(e: &OpError) -> Response {
         OpError::NotInstalled(_) => 404,
         OpError::AlreadyRunning(_) => 409,
         OpError::NotRunnable { .. } => 409,
-        OpError::Install(InstallError::State(_)) | OpError::State(_) => 500,
+        OpError::Install(InstallError::State(_)) | OpError::State(_) | OpError::Storage(_) => 500,
         OpError::Install(_) => 422,
     };
     Response::error(status, &e.to_string())
@@ -134,6 +133,7 @@ fn status(sup: &Supervisor) -> Response {
             "development_unlocked": sup.device().unlock.is_some(),
             "apps": apps.len(),
             "running": running,
+            "storage": sup.storage_status(),
         }),
     )
 }

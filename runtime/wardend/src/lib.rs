@@ -15,6 +15,7 @@ pub mod install;
 pub mod logs;
 pub mod reports;
 pub mod state;
+pub mod storage;
 pub mod supervisor;
 pub mod worker;
 

@@ -19,7 +19,8 @@ use crate::index::{Index, InstalledEntry};
 use crate::install::{self, Compiler, InstallError, Installed};
 use crate::logs::{Log, Stream};
 use crate::reports::{FailureKind, FailureReport, ReportStore};
-use crate::state::{STORAGE, STORE, StateDir};
+use crate::state::{STORE, StateDir};
+use crate::storage::{StorageError, StorageManager, StorageStatus, Usage};
 
 /// Bytes of log text kept per app.
 pub const LOG_CAPACITY: usize = 256 * 1024;
@@ -52,8 +53,10 @@ impl Default for RestartPolicy {
 /// The app's storage, as handed to its worker.
 #[derive(Debug)]
 pub struct StorageSpec {
-    /// The app's own directory, opened by the supervisor, owned by the app's uid.
+    /// The root of the app's own file system (or, where quotas cannot be enforced, its
+    /// directory), opened by the supervisor, owned by the app's uid.
     pub dir: File,
+    /// The quota in force (see [`crate::storage`]).
     pub quota_bytes: u64,
 }
 
@@ -151,6 +154,8 @@ pub enum OpError {
     Install(#[from] InstallError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
 }
 
 #[derive(Debug)]
@@ -194,6 +199,7 @@ struct Shared {
     /// Installed apps resolved on this device, by component id.
     installed: Mutex<BTreeMap<String, InstalledApp>>,
     reports: ReportStore,
+    storage: StorageManager,
     slots: Mutex<BTreeMap<String, Slot>>,
     wake: Condvar,
     compiler: Box<dyn Compiler>,
@@ -236,6 +242,7 @@ impl Supervisor {
         let index = Index::load(&state)?;
         install::recover(&state, &index)?;
         let reports = ReportStore::open(&state, reports_capacity)?;
+        let storage = StorageManager::open(&state)?;
         let installed = install::installed_apps(&state, &index, &device, None)?;
         let installed = installed
             .into_iter()
@@ -259,6 +266,7 @@ impl Supervisor {
                 index: Mutex::new(index),
                 installed: Mutex::new(installed),
                 reports,
+                storage,
                 slots: Mutex::new(slots),
                 wake: Condvar::new(),
                 compiler,
@@ -286,6 +294,11 @@ impl Supervisor {
         &self.shared.reports
     }
 
+    /// Whether storage quotas are enforced on this device, and if not, why.
+    pub fn storage_status(&self) -> StorageStatus {
+        self.shared.storage.status()
+    }
+
     /// Installs a package; an app already running is restarted on its new version.
     pub fn install(&self, reader: impl std::io::Read) -> Result<Installed, OpError> {
         let _serial = lock(&self.shared.install_lock);
@@ -298,6 +311,9 @@ impl Supervisor {
             reader,
         )?;
         let apps = install::installed_apps(&self.shared.state, &index, &self.shared.device, None)?;
+        // A storage kept at an uninstall may be mounted again; a new quota applies at the
+        // start below.
+        self.shared.storage.reopen(&installed.component_id);
         *lock(&self.shared.index) = index;
         *lock(&self.shared.installed) = apps
             .into_iter()
@@ -320,10 +336,17 @@ impl Supervisor {
         Ok(installed)
     }
 
-    /// Removes an app; its storage is kept unless `wipe_storage`. Its rollback record stays.
+    /// Removes an app; its storage is unmounted, and its data kept unless `wipe_storage`. Its
+    /// rollback record stays.
     pub fn uninstall(&self, id: &str, wipe_storage: bool) -> Result<(), OpError> {
         let _serial = lock(&self.shared.install_lock);
         self.stop(id)?;
+        // Before the index commit: a crash in between leaves the app installed, its storage
+        // mounted again at its next start (or made anew after a wipe).
+        if let Err(e) = self.shared.storage.release(id, wipe_storage) {
+            self.shared.storage.reopen(id);
+            return Err(e.into());
+        }
         let mut index = lock(&self.shared.index).clone();
         let entry = index
             .apps
@@ -335,10 +358,6 @@ impl Supervisor {
         lock(&self.shared.slots).remove(id);
         let store = self.shared.state.dir(STORE)?;
         let _ = store.remove_dir_all(&entry.store);
-        if wipe_storage {
-            let storage = self.shared.state.dir(STORAGE)?;
-            let _ = storage.remove_dir_all(id);
-        }
         Ok(())
     }
 
@@ -392,17 +411,16 @@ impl Supervisor {
             .unwrap_or_default())
     }
 
-    /// Storage quota and use, in bytes: `(quota, used)`, or `None` without `MutableStorage`.
-    pub fn quota(&self, id: &str) -> Result<Option<(u64, u64)>, OpError> {
+    /// Storage quota and use (from `statvfs` of the app's file system), or `None` without
+    /// `MutableStorage`.
+    pub fn quota(&self, id: &str) -> Result<Option<Usage>, OpError> {
         self.entry(id)?;
         let quota = lock(&self.shared.installed)
             .get(id)
             .and_then(|a| a.resolved.storage_kb)
             .map(|kb| kb * 1024);
         let Some(quota) = quota else { return Ok(None) };
-        let storage = self.shared.state.dir(STORAGE)?;
-        let used = storage.open_dir(id).map(|d| dir_usage(&d, 0)).unwrap_or(0);
-        Ok(Some((quota, used)))
+        Ok(Some(self.shared.storage.usage(id, quota)?))
     }
 
     /// Starts an app (also out of quarantine).
@@ -462,12 +480,14 @@ impl Supervisor {
         self.app(id)
     }
 
-    /// Stops every app (supervisor shutdown).
+    /// Stops every app and unmounts their storage (supervisor shutdown). A supervisor that
+    /// dies without this finds the mounts at its next start and reuses them.
     pub fn stop_all(&self) {
         let ids: Vec<String> = lock(&self.shared.slots).keys().cloned().collect();
         for id in ids {
             let _ = self.stop(&id);
         }
+        self.shared.storage.unmount_all();
     }
 
     fn current(&self, id: &str, generation: u64) -> bool {
@@ -666,10 +686,18 @@ impl Supervisor {
             .into_std();
         let storage = match resolved.storage_kb {
             None => None,
-            Some(kb) => Some(StorageSpec {
-                dir: self.storage_dir(id, entry.uid)?,
-                quota_bytes: kb * 1024,
-            }),
+            Some(kb) => {
+                let prepared = self.shared.storage.prepare(id, entry.uid, kb * 1024)?;
+                if let Some(slot) = lock(&self.shared.slots).get(id) {
+                    for note in &prepared.notes {
+                        slot.log.push(Stream::Supervisor, note.as_bytes());
+                    }
+                }
+                Some(StorageSpec {
+                    dir: prepared.dir,
+                    quota_bytes: prepared.quota_bytes,
+                })
+            }
         };
         let mut args = vec![manifest.name.clone()];
         args.extend(manifest.cmd_args.iter().cloned());
@@ -687,22 +715,6 @@ impl Supervisor {
             storage,
         })
     }
-
-    /// The app's storage directory, created on first use and owned by the app's uid.
-    fn storage_dir(&self, id: &str, uid: u32) -> Result<File, OpError> {
-        let storage = self.shared.state.dir(STORAGE)?;
-        let path = self.shared.state.path().join(STORAGE).join(id);
-        storage
-            .create_dir_all(id)
-            .map_err(|e| StateError::io("create", &path, e))?;
-        let dir = storage
-            .open_dir(id)
-            .map_err(|e| StateError::io("open", &path, e))?
-            .into_std_file();
-        std::os::unix::fs::fchown(&dir, Some(uid), Some(uid))
-            .map_err(|e| StateError::io("chown", &path, e))?;
-        Ok(dir)
-    }
 }
 
 fn failure_name(f: &FailureKind) -> String {
@@ -718,19 +730,4 @@ fn failure_name(f: &FailureKind) -> String {
         FailureKind::WorkerFailed { stage } => format!("worker failed ({stage})"),
         FailureKind::CrashLoop { .. } => "crash loop".into(),
     }
-}
-
-/// Bytes used under a directory (bounded depth; errors count as zero).
-fn dir_usage(dir: &cap_std::fs::Dir, depth: u32) -> u64 {
-    if depth > 32 {
-        return 0;
-    }
-    let Ok(entries) = dir.entries() else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => e.open_dir().map_or(0, |d| dir_usage(&d, depth + 1)),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }
