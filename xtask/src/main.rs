@@ -7,12 +7,15 @@
 //!   short fuzzing pass. Installs what a fresh machine lacks first.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run fuzz targets for a bounded time.
 //! - `cargo xtask bench [package|runtime]` — measure and write `docs/benchmarks.md`.
+//! - `cargo xtask cross` — build `wardend` and the Pulley worker for armv7 and run precompiled
+//!   samples with it under qemu-arm (also part of `test`).
 #![forbid(unsafe_code)]
 // A developer tool: its output is the product.
 #![allow(clippy::print_stdout)]
 
 mod bench;
 mod bench_runtime;
+mod cross;
 mod demo;
 mod device;
 mod fuzz;
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("cross") => cross::run(&root, &args[1..]),
         Some("bench") => {
             setup::ensure_tools(&root)?;
             match args.get(1).map(String::as_str) {
@@ -44,7 +48,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime]   measure and write docs/benchmarks.md"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime]   measure and write docs/benchmarks.md\n  cross                build wardend + the Pulley worker for armv7, run samples under qemu-arm"
             );
             bail!("no command given")
         }
@@ -76,6 +80,9 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         "tests",
         cargo(root).args(["test", "--workspace", "--locked"]),
     )?;
+    // The armv7 (Cortex-A7) build and its run under qemu-arm: a release build of wasmtime
+    // for armv7 (about 3 minutes cold on 2 cores, incremental afterwards).
+    cross::run(root, &[])?;
     demo::run(root, &["--once".to_owned()])?;
     if fuzz_seconds > 0 {
         fuzz::run(root, &["--seconds".to_owned(), fuzz_seconds.to_string()])?;

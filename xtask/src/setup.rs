@@ -69,6 +69,75 @@ fn ensure_cargo_fuzz() -> Result<()> {
     Ok(())
 }
 
+/// How the armv7 binaries are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ArmToolchain {
+    /// The pinned toolchain with rustup's `armv7-unknown-linux-gnueabihf` standard library.
+    Rustup,
+    /// rustup could not add the target: Debian's rustc-web with `-Zbuild-std` (the recipe in
+    /// the team's toolchain notes, §6); it builds the standard library from rust-web-src.
+    DebianBuildStd,
+}
+
+/// What `cargo xtask cross` needs: the armv7 Rust target (or Debian's rustc-web fallback), the
+/// cross linker and armhf libc (with the kernel's ARM headers), and qemu-user.
+pub(crate) fn ensure_cross_tools(root: &Path) -> Result<ArmToolchain> {
+    ensure_commands(&[
+        ("arm-linux-gnueabihf-gcc", "gcc-arm-linux-gnueabihf"),
+        ("arm-linux-gnueabihf-strip", "binutils-arm-linux-gnueabihf"),
+        ("qemu-arm", "qemu-user"),
+    ])?;
+    ensure_files(&[
+        (
+            "/usr/arm-linux-gnueabihf/lib/libc.so.6",
+            "libc6-armhf-cross",
+        ),
+        (
+            "/usr/arm-linux-gnueabihf/include/asm/unistd-eabi.h",
+            "libc6-dev-armhf-cross",
+        ),
+    ])?;
+    let target = crate::cross::TARGET;
+    let installed = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        });
+    if installed {
+        return Ok(ArmToolchain::Rustup);
+    }
+    println!("==> adding Rust target {target}");
+    let added = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", target])
+        .status()
+        .is_ok_and(|s| s.success());
+    if added {
+        return Ok(ArmToolchain::Rustup);
+    }
+    println!("==> rustup could not add {target}: falling back to Debian rustc-web -Zbuild-std");
+    ensure_files(&[
+        ("/usr/bin/cargo", "cargo-web"),
+        ("/usr/bin/rustc", "rustc-web"),
+        ("/usr/lib/rustlib/src/rust/library", "rust-web-src"),
+    ])?;
+    Ok(ArmToolchain::DebianBuildStd)
+}
+
+/// Installs Debian packages for files that are missing.
+fn ensure_files(files: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = files
+        .iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    apt_install(&missing)
+}
+
 /// Installs Debian packages for commands that are missing.
 pub(crate) fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = commands
@@ -76,6 +145,10 @@ pub(crate) fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
         .filter(|(cmd, _)| !command_exists(cmd))
         .map(|(_, package)| *package)
         .collect();
+    apt_install(&missing)
+}
+
+fn apt_install(missing: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -86,7 +159,7 @@ pub(crate) fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
     }
     let status = Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing)
+        .args(missing)
         .status()?;
     if !status.success() {
         bail!("apt-get install {} failed", missing.join(" "));

@@ -37,23 +37,47 @@ impl<T, E: Into<anyhow::Error>> Stage<T> for Result<T, E> {
 }
 
 fn main() -> ExitCode {
-    // `warden-worker fingerprint [TARGET]`: the engine fingerprint, so the supervisor can match
-    // signed precompiled artefacts. Runs no app code and reads no app bytes.
+    // Build-host modes, chosen by argv. The supervisor spawns workers with no arguments (and
+    // asks only for `fingerprint`), so none of these is a way into an unconfined run.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some("fingerprint") = args.first().map(String::as_str) {
-        return match warden_worker::engine_fingerprint(args.get(1).map(String::as_str)) {
-            Ok(fingerprint) => {
-                #[allow(clippy::print_stdout)] // the fingerprint is this mode's output
-                {
-                    println!("{fingerprint}");
+    match args.first().map(String::as_str) {
+        // `warden-worker fingerprint [TARGET]`: the engine fingerprint, so the supervisor can
+        // match signed precompiled artefacts. Runs no app code and reads no app bytes.
+        Some("fingerprint") => {
+            return match engine_fingerprint(args.get(1).map(String::as_str)) {
+                Ok(fingerprint) => {
+                    #[allow(clippy::print_stdout)] // the fingerprint is this mode's output
+                    {
+                        println!("{fingerprint}");
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("warden-worker: fingerprint: {e}");
-                ExitCode::from(1)
-            }
-        };
+                Err(e) => {
+                    eprintln!("warden-worker: fingerprint: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        // `warden-worker precompile TARGET IN.wasm OUT.cwasm`: the developer's precompiler
+        // (e.g. for `pulley32`, the armv7 devices), with exactly the runtime's configuration.
+        // It compiles the developer's own app on the build host; devices compile only in a
+        // confined compiler worker (`Compile` over the channel).
+        Some("precompile") => {
+            return match precompile(&args[1..]) {
+                Ok(line) => {
+                    #[allow(clippy::print_stdout)] // digest and engine are this mode's output
+                    {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("warden-worker: precompile: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
     }
     let channel = match warden_sandbox::adopt_channel() {
         Ok(channel) => channel,
@@ -186,7 +210,59 @@ fn compile(mut input: File, mut output: File, target: Option<&str>) -> anyhow::R
 
 #[cfg(not(feature = "compile"))]
 fn compile(_input: File, _output: File, _target: Option<&str>) -> anyhow::Result<FromWorker> {
-    bail!("this worker was built without the `compile` feature")
+    anyhow::bail!("this worker was built without the `compile` feature")
+}
+
+#[cfg(feature = "compile")]
+fn engine_fingerprint(target: Option<&str>) -> anyhow::Result<String> {
+    Ok(warden_worker::engine_fingerprint(target)?)
+}
+
+/// A run-only build (no compiler, e.g. the armv7 devices' Pulley worker) cannot compute the
+/// fingerprint: wasmtime offers its compatibility hash only in builds with a compiler. It is
+/// given at build time, from the compile build that makes this build's artefacts
+/// (`WARDEN_ENGINE_FINGERPRINT=$(warden-worker fingerprint pulley32)`, as `cargo xtask cross`
+/// does). A wrong value cannot load foreign code: wasmtime still checks every artefact's
+/// compatibility header, and the run ends `LoadRefused`.
+#[cfg(not(feature = "compile"))]
+fn engine_fingerprint(target: Option<&str>) -> anyhow::Result<String> {
+    let Some(fingerprint) = option_env!("WARDEN_ENGINE_FINGERPRINT") else {
+        anyhow::bail!(
+            "this run-only worker was built without WARDEN_ENGINE_FINGERPRINT (see docs/worker.md)"
+        );
+    };
+    let own = fingerprint.split('/').nth(1).unwrap_or_default();
+    match target {
+        Some(target) if target != own => {
+            anyhow::bail!("this run-only worker runs `{own}` artefacts only, not `{target}`")
+        }
+        _ => Ok(fingerprint.to_owned()),
+    }
+}
+
+/// `precompile TARGET IN.wasm OUT.cwasm` → `<sha256 of OUT> <engine fingerprint>`.
+#[cfg(feature = "compile")]
+fn precompile(args: &[String]) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use sha2::{Digest, Sha256};
+
+    let [target, input, output] = args else {
+        anyhow::bail!("usage: warden-worker precompile TARGET IN.wasm OUT.cwasm");
+    };
+    let target = (target != "host").then_some(target.as_str());
+    let wasm = std::fs::read(input).with_context(|| format!("cannot read {input}"))?;
+    let artefact = warden_worker::compile(&wasm, target)?;
+    std::fs::write(output, &artefact).with_context(|| format!("cannot write {output}"))?;
+    Ok(format!(
+        "{} {}",
+        hex::encode(Sha256::digest(&artefact)),
+        warden_worker::engine_fingerprint(target)?
+    ))
+}
+
+#[cfg(not(feature = "compile"))]
+fn precompile(_args: &[String]) -> anyhow::Result<String> {
+    anyhow::bail!("this worker was built without the `compile` feature")
 }
 
 /// The one place that calls the sandbox: `warden_sandbox::confine(plan, storage, hook)` runs

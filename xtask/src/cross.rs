@@ -1,0 +1,395 @@
+//! `cargo xtask cross`: the armv7 (Cortex-A7, 32-bit) build, proven under qemu-arm.
+//!
+//! 1. Installs what it needs (the Rust target, Debian's cross gcc + armhf libc, qemu-user).
+//! 2. Checks our ARM seccomp syscall table against the kernel's headers, and runs the sandbox's
+//!    seccomp unit tests *as an armv7 program* under qemu-arm (the build target's own profiles
+//!    compiled by our BPF generator).
+//! 3. Builds `wardend` and the run-only `warden-worker` (no Cranelift: Pulley only) for
+//!    `armv7-unknown-linux-gnueabihf`, `--release`, with the engine fingerprint the host
+//!    computes for `pulley32` built in.
+//! 4. Precompiles two samples for `pulley32` with the host's worker (`warden-worker precompile`):
+//!    a tiny WASI preview-1 module written here, and the `sample-apps/hello` component.
+//! 5. Runs both under `qemu-arm` through the worker's real execution path (the `emulated_run`
+//!    example: `Prepared::new` + `Prepared::run`, without the sandbox, which qemu-user cannot
+//!    apply) and checks their output; checks the armv7 worker's fingerprint equals the host's.
+//! 6. Prints the binary sizes and the run times (these are what docs/benchmarks.md quotes).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::setup::ArmToolchain;
+use crate::{cargo, render, step};
+
+pub(crate) const TARGET: &str = "armv7-unknown-linux-gnueabihf";
+/// The sysroot qemu-arm loads the armhf dynamic loader and libc from.
+const SYSROOT: &str = "/usr/arm-linux-gnueabihf";
+/// wasmtime's target for the armv7 devices' engine.
+const PULLEY: &str = "pulley32";
+const HELLO: &str = "sample-apps/hello";
+/// What the preview-1 sample prints.
+const MODULE_GREETING: &str = "hello from a preview-1 module on pulley32";
+
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask cross");
+    }
+    let toolchain = crate::setup::ensure_cross_tools(root)?;
+    let qemu_runner = format!("qemu-arm -L {SYSROOT}");
+
+    step(
+        "our ARM syscall table against the kernel's asm/unistd-eabi.h",
+        cargo(root).args([
+            "test",
+            "--locked",
+            "-p",
+            "warden-sandbox",
+            "--lib",
+            "arm_table_matches_the_kernel_headers",
+            "--",
+            "--ignored",
+        ]),
+    )?;
+    step(
+        "the sandbox's seccomp tests as an armv7 program under qemu-arm",
+        arm_cargo(root, toolchain, "test")
+            .env(
+                "CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER",
+                &qemu_runner,
+            )
+            .args([
+                "--locked",
+                "-p",
+                "warden-sandbox",
+                "--lib",
+                "--target",
+                TARGET,
+                "seccomp",
+            ]),
+    )?;
+
+    // The host's worker (with Cranelift) precompiles and names the engine.
+    step(
+        "build the host worker (the precompiler)",
+        cargo(root).args(["build", "--locked", "-p", "warden-worker"]),
+    )?;
+    let host_worker = root.join("target/debug/warden-worker");
+    let fingerprint = output(Command::new(&host_worker).args(["fingerprint", PULLEY]))?;
+    println!("    pulley32 engine: {fingerprint}");
+
+    let build_started = Instant::now();
+    step(
+        "build wardend for armv7",
+        arm_cargo(root, toolchain, "build").args([
+            "--locked",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            "wardend",
+        ]),
+    )?;
+    step(
+        "build the run-only (Pulley) worker and its emulation runner for armv7",
+        arm_cargo(root, toolchain, "build")
+            .env("WARDEN_ENGINE_FINGERPRINT", &fingerprint)
+            .args([
+                "--locked",
+                "--release",
+                "--target",
+                TARGET,
+                "-p",
+                "warden-worker",
+                "--no-default-features",
+                "--bins",
+                "--example",
+                "emulated_run",
+            ]),
+    )?;
+    let build_time = build_started.elapsed();
+    let out = root.join("target").join(TARGET).join("release");
+    let arm_worker = out.join("warden-worker");
+    let arm_wardend = out.join("wardend");
+    let emulated_run = out.join("examples/emulated_run");
+
+    let arm_fingerprint = output(qemu(&arm_worker).arg("fingerprint"))?;
+    if arm_fingerprint != fingerprint {
+        bail!(
+            "the armv7 worker says its engine is {arm_fingerprint}, the host computed {fingerprint}"
+        );
+    }
+    println!("    the armv7 worker's fingerprint matches: {arm_fingerprint}");
+    let help = output(qemu(&arm_wardend).arg("--help"))?;
+    if !help.contains("Usage") {
+        bail!("wardend --help under qemu-arm printed no usage:\n{help}");
+    }
+    println!("    wardend runs under qemu-arm (--help)");
+
+    // The samples.
+    step(
+        "build the sample app (Rust -> wasm32-wasip2 component)",
+        cargo(root)
+            .args([
+                "build",
+                "--locked",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join(HELLO).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join("target/guests")),
+    )?;
+    let scratch = root.join("target/cross");
+    std::fs::create_dir_all(&scratch)?;
+    let module = scratch.join("hello-p1.wasm");
+    std::fs::write(&module, hello_module(MODULE_GREETING))?;
+    let samples = [
+        Sample {
+            name: "preview-1 module (written by xtask)",
+            wasm: module,
+            kind: "module",
+            expect: MODULE_GREETING,
+        },
+        Sample {
+            name: "sample-apps/hello component",
+            wasm: root.join("target/guests/wasm32-wasip2/release/hello.wasm"),
+            kind: "component",
+            expect: "hello from a Warden app",
+        },
+    ];
+    let mut runs = Vec::new();
+    for sample in &samples {
+        let cwasm = scratch.join(format!("{}.pulley32.cwasm", sample.kind));
+        let line = output(
+            Command::new(&host_worker)
+                .args(["precompile", PULLEY])
+                .arg(&sample.wasm)
+                .arg(&cwasm),
+        )?;
+        let (sha256, engine) = line
+            .split_once(' ')
+            .context("precompile printed no digest")?;
+        if engine != fingerprint {
+            bail!("precompiled for {engine}, expected {fingerprint}");
+        }
+        let started = Instant::now();
+        let run = qemu(&emulated_run)
+            .arg("--under-emulation")
+            .arg(&cwasm)
+            .args([sha256, sample.kind])
+            .output()
+            .context("cannot run qemu-arm")?;
+        let wall = started.elapsed();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        if !run.status.success() || !stdout.contains(sample.expect) {
+            bail!(
+                "{} under qemu-arm: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+                sample.name,
+                run.status
+            );
+        }
+        println!("    {}: {}", sample.name, stdout.trim());
+        let timings = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("emulated_run: prepare"))
+            .map(|t| format!("prepare{t}"))
+            .unwrap_or_default();
+        runs.push((sample.name, std::fs::metadata(&cwasm)?.len(), wall, timings));
+    }
+
+    // Sizes: as built (line tables kept, as the workspace's release profile says) and stripped.
+    let mut sizes = Vec::new();
+    for (name, path) in [("wardend", &arm_wardend), ("warden-worker", &arm_worker)] {
+        let stripped = scratch.join(format!("{name}.stripped"));
+        let status = Command::new("arm-linux-gnueabihf-strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(path)
+            .status()?;
+        if !status.success() {
+            bail!("arm-linux-gnueabihf-strip {} failed", path.display());
+        }
+        sizes.push((
+            name,
+            std::fs::metadata(path)?.len(),
+            std::fs::metadata(&stripped)?.len(),
+        ));
+    }
+
+    println!("\n==> armv7 (Pulley): measured by `cargo xtask cross`");
+    println!(
+        "    release build of wardend + warden-worker for {TARGET}: {:.0} s (incremental if built before)",
+        build_time.as_secs_f64()
+    );
+    for (name, built, stripped) in &sizes {
+        println!(
+            "    {name:<14} {} as built, {} stripped",
+            mib(*built),
+            mib(*stripped)
+        );
+    }
+    for (name, artefact, wall, timings) in &runs {
+        println!(
+            "    {name}: {} KiB pulley32 artefact; qemu-arm process wall {:.0} ms; {timings}",
+            artefact / 1024,
+            ms(*wall)
+        );
+    }
+    println!("\nxtask cross: the armv7 build runs both samples under qemu-arm");
+    Ok(())
+}
+
+struct Sample {
+    name: &'static str,
+    wasm: PathBuf,
+    kind: &'static str,
+    expect: &'static str,
+}
+
+/// `cargo SUBCOMMAND` for the armv7 target: the pinned toolchain, or Debian's rustc-web building
+/// the standard library itself when rustup could not add the target.
+fn arm_cargo(root: &Path, toolchain: ArmToolchain, subcommand: &str) -> Command {
+    match toolchain {
+        ArmToolchain::Rustup => {
+            let mut cmd = cargo(root);
+            cmd.arg(subcommand);
+            cmd
+        }
+        ArmToolchain::DebianBuildStd => {
+            let mut cmd = Command::new("/usr/bin/cargo");
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.current_dir(root)
+                .env("PATH", format!("/usr/bin:{path}"))
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("CARGO")
+                .env_remove("RUSTC")
+                .args([subcommand, "-Zbuild-std=std,panic_abort"]);
+            cmd
+        }
+    }
+}
+
+/// `qemu-arm -L SYSROOT PROGRAM`.
+fn qemu(program: &Path) -> Command {
+    let mut cmd = Command::new("qemu-arm");
+    cmd.args(["-L", SYSROOT]).arg(program);
+    cmd
+}
+
+/// Runs `cmd`, fails with its stderr if it fails, returns its trimmed stdout.
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", render(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            render(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A WASI preview-1 command module that writes `text` and a newline to stdout, encoded here
+/// byte by byte (xtask has no WebAssembly text parser):
+///
+/// ```text
+/// (module
+///   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+///   (memory (export "memory") 1)
+///   (data (i32.const 0) "\08\00\00\00" "<len>\00\00\00" "<text>\n")   ;; iovec at 0, text at 8
+///   (func (export "_start") (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 100)))))
+/// ```
+fn hello_module(text: &str) -> Vec<u8> {
+    const I32: u8 = 0x7f;
+    let line = format!("{text}\n");
+    let len = u32::try_from(line.len()).unwrap_or(u32::MAX);
+    let mut data = Vec::new();
+    data.extend_from_slice(&8u32.to_le_bytes());
+    data.extend_from_slice(&len.to_le_bytes());
+    data.extend_from_slice(line.as_bytes());
+
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    // type: 0 = (i32 i32 i32 i32) -> i32, 1 = () -> ()
+    section(
+        &mut wasm,
+        1,
+        &[&[2, 0x60, 4, I32, I32, I32, I32, 1, I32, 0x60, 0, 0]],
+    );
+    // import: function 0 = wasi_snapshot_preview1.fd_write, type 0
+    section(
+        &mut wasm,
+        2,
+        &[
+            &[1],
+            &name("wasi_snapshot_preview1"),
+            &name("fd_write"),
+            &[0, 0],
+        ],
+    );
+    // function: function 1 has type 1
+    section(&mut wasm, 3, &[&[1, 1]]);
+    // memory: one, at least 1 page
+    section(&mut wasm, 5, &[&[1, 0, 1]]);
+    // export: "memory" = memory 0, "_start" = function 1
+    section(
+        &mut wasm,
+        7,
+        &[&[2], &name("memory"), &[2, 0], &name("_start"), &[0, 1]],
+    );
+    // code: no locals; i32.const 1, 0, 1, 100; call 0; drop; end
+    let body = [
+        0, 0x41, 1, 0x41, 0, 0x41, 1, 0x41, 0xe4, 0, 0x10, 0, 0x1a, 0x0b,
+    ];
+    section(&mut wasm, 10, &[&[1], &leb(body.len()), &body]);
+    // data: one active segment in memory 0 at i32.const 0
+    section(
+        &mut wasm,
+        11,
+        &[&[1, 0, 0x41, 0, 0x0b], &leb(data.len()), &data],
+    );
+    wasm
+}
+
+fn section(wasm: &mut Vec<u8>, id: u8, parts: &[&[u8]]) {
+    let content: Vec<u8> = parts.concat();
+    wasm.push(id);
+    wasm.extend(leb(content.len()));
+    wasm.extend(content);
+}
+
+fn name(s: &str) -> Vec<u8> {
+    let mut out = leb(s.len());
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// Unsigned LEB128.
+fn leb(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
