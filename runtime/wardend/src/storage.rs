@@ -175,13 +175,20 @@ pub fn layout(quota_bytes: u64) -> Layout {
     }
 }
 
-/// The reserved block count that leaves an app exactly `quota_blocks` (its root directory's
-/// block included): `fs_blocks` is what `statvfs` counts as the file system's blocks
-/// (metadata and journal excluded), `kernel_reserved` what the kernel keeps for itself.
-/// `None` when the file system is too small for the quota.
-pub fn reserved_blocks(fs_blocks: u64, kernel_reserved: u64, quota_blocks: u64) -> Option<u64> {
+/// The reserved block count that leaves an app exactly `quota_blocks`: `fs_blocks` is what
+/// `statvfs` counts as the file system's blocks (metadata and journal excluded),
+/// `kernel_reserved` what the kernel keeps for itself, `base_blocks` what the empty file
+/// system uses (its root directory's block), which is not counted against the app. `None`
+/// when the file system is too small for the quota.
+pub fn reserved_blocks(
+    fs_blocks: u64,
+    kernel_reserved: u64,
+    base_blocks: u64,
+    quota_blocks: u64,
+) -> Option<u64> {
     fs_blocks
         .checked_sub(kernel_reserved)?
+        .checked_sub(base_blocks)?
         .checked_sub(quota_blocks)
 }
 
@@ -276,6 +283,8 @@ struct Record {
     /// The image's size in blocks.
     blocks: u64,
     reserved_blocks: u64,
+    /// Blocks the empty file system used (not the app's): its root directory.
+    base_blocks: u64,
 }
 
 /// Absolute paths of the external tools.
@@ -450,12 +459,15 @@ fn attached(image: &Path) -> bool {
 }
 
 /// Runs a tool with fixed arguments and no environment; exit codes in `ok` count as success.
-fn run(tool: &Path, args: &[&std::ffi::OsStr], ok: &[i32], on: &Path) -> Result<(), StorageError> {
+/// `paths` follow `args`; the first names the image in messages.
+fn run(tool: &Path, args: &[&str], paths: &[&Path], ok: &[i32]) -> Result<(), StorageError> {
+    let on = paths.first().copied().unwrap_or(tool);
     let name = tool
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let out = Command::new(tool)
         .args(args)
+        .args(paths)
         .env_clear()
         .stdin(Stdio::null())
         .output()
@@ -700,16 +712,9 @@ impl StorageManager {
         let image = self.image(id);
         run(
             &tools.mount,
-            &[
-                "-t".as_ref(),
-                "ext4".as_ref(),
-                "-o".as_ref(),
-                MOUNT_OPTIONS.as_ref(),
-                image.as_os_str(),
-                target.as_os_str(),
-            ],
+            &["-t", "ext4", "-o", MOUNT_OPTIONS],
+            &[&image, &target],
             &[0],
-            &image,
         )
     }
 
@@ -741,30 +746,25 @@ impl StorageManager {
         );
         let block = BLOCK_SIZE.to_string();
         let inode_size = INODE_SIZE.to_string();
-        run(
-            &tools.mke2fs,
-            &[
-                "-F".as_ref(),
-                "-q".as_ref(),
-                "-t".as_ref(),
-                "ext4".as_ref(),
-                "-b".as_ref(),
-                block.as_ref(),
-                "-I".as_ref(),
-                inode_size.as_ref(),
-                "-N".as_ref(),
-                inodes.as_ref(),
-                "-m".as_ref(),
-                "0".as_ref(),
-                "-O".as_ref(),
-                "^resize_inode".as_ref(),
-                "-J".as_ref(),
-                journal.as_ref(),
-                image.as_os_str(),
-            ],
-            &[0],
-            &image,
-        )
+        let args = [
+            "-F",
+            "-q",
+            "-t",
+            "ext4",
+            "-b",
+            &block,
+            "-I",
+            &inode_size,
+            "-N",
+            &inodes,
+            "-m",
+            "0",
+            "-O",
+            "^resize_inode",
+            "-J",
+            &journal,
+        ];
+        run(&tools.mke2fs, &args, &[&image], &[0])
     }
 
     /// Configures an unmounted image for `quota_bytes`, keeping its data: resizes it to the
@@ -792,7 +792,7 @@ impl StorageManager {
                 .open_mounted_root(id)
                 .and_then(|d| blocks_of(&d, &target));
             unmount(&target)?;
-            let used = measured?.used();
+            let used = measured?.used().saturating_sub(previous.base_blocks);
             if used > layout.quota_blocks {
                 return Ok(Err(used * BLOCK_SIZE));
             }
@@ -806,28 +806,18 @@ impl StorageManager {
             wait_detached(&image)?;
         }
         if resize {
-            let fsck: [&std::ffi::OsStr; 3] = ["-f".as_ref(), "-p".as_ref(), image.as_os_str()];
             // 0: clean, 1: errors corrected, 2: corrected, reboot advised (root fs only).
-            run(&tools.e2fsck, &fsck, &[0, 1, 2], &image)?;
+            run(&tools.e2fsck, &["-f", "-p"], &[&image], &[0, 1, 2])?;
             let size = format!("{}K", layout.blocks);
-            run(
-                &tools.resize2fs,
-                &[image.as_os_str(), size.as_ref()],
-                &[0],
-                &image,
-            )?;
+            // resize2fs takes the size after the device.
+            run(&tools.resize2fs, &[], &[&image, Path::new(&size)], &[0])?;
         }
         let blocks = std::fs::metadata(&image)
             .map_err(io_err("stat", &image))?
             .len()
             / BLOCK_SIZE;
         // Measure with no reserve: `f_bfree - f_bavail` is then the kernel's own.
-        run(
-            &tools.tune2fs,
-            &["-r".as_ref(), "0".as_ref(), image.as_os_str()],
-            &[0],
-            &image,
-        )?;
+        run(&tools.tune2fs, &["-r", "0"], &[&image], &[0])?;
         self.mount(tools, id)?;
         let measured = self.open_mounted_root(id).and_then(|root| {
             // `lost+found` (root-only, 12 blocks) would count against the app: e2fsck makes
@@ -842,29 +832,25 @@ impl StorageManager {
         } else {
             kernel_reserve(blocks)
         };
-        let reserved =
-            reserved_blocks(measured.total, kernel, layout.quota_blocks).ok_or_else(|| {
-                StorageError::Layout {
-                    image: image.display().to_string(),
-                    reason: format!(
-                        "{} usable blocks, {kernel} kept by the kernel: less than the quota of {}",
-                        measured.total, layout.quota_blocks
-                    ),
-                }
+        // A fresh file system's use is its base; an existing one keeps the base it had.
+        let base = previous.map_or(measured.used(), |p| p.base_blocks);
+        let reserved = reserved_blocks(measured.total, kernel, base, layout.quota_blocks)
+            .ok_or_else(|| StorageError::Layout {
+                image: image.display().to_string(),
+                reason: format!(
+                    "{} usable blocks, {kernel} kept by the kernel: less than the quota of {}",
+                    measured.total, layout.quota_blocks
+                ),
             })?;
         wait_detached(&image)?;
         let count = reserved.to_string();
-        run(
-            &tools.tune2fs,
-            &["-r".as_ref(), count.as_ref(), image.as_os_str()],
-            &[0],
-            &image,
-        )?;
+        run(&tools.tune2fs, &["-r", &count], &[&image], &[0])?;
         let record = Record {
             configured: true,
             quota_bytes,
             blocks,
             reserved_blocks: reserved,
+            base_blocks: base,
         };
         self.write_record(id, &record)?;
         Ok(Ok(record))
@@ -874,6 +860,7 @@ impl StorageManager {
     /// `quota_bytes`, mounted (a mount left by an earlier run of the supervisor is reused),
     /// its root owned by `uid` and mode 0700. Returns the opened root.
     pub fn prepare(&self, id: &str, uid: u32, quota_bytes: u64) -> Result<Prepared, StorageError> {
+        let began = Instant::now();
         let _serial = lock(&self.lock);
         if lock(&self.closed).contains(id) {
             return Err(StorageError::Closed(id.to_owned()));
@@ -947,13 +934,16 @@ impl StorageManager {
         std::os::unix::fs::fchown(&root, Some(uid), Some(uid)).map_err(io_err("chown", &target))?;
         root.set_permissions(std::fs::Permissions::from_mode(0o700))
             .map_err(io_err("chmod", &target))?;
-        let enforced = record.map_or(quota_bytes, |r| r.quota_bytes);
+        let (enforced, base) = record.map_or((quota_bytes, 0), |r| (r.quota_bytes, r.base_blocks));
         let blocks = blocks_of(&root, &target)?;
         notes.insert(
             0,
             format!(
-                "storage: ext4 image, quota {enforced} bytes enforced, {} bytes used",
-                blocks.used() * blocks.size
+                "storage: ext4 image, quota {enforced} bytes enforced, {} bytes used, {} bytes \
+                 available (ready in {} ms)",
+                blocks.used().saturating_sub(base) * blocks.size,
+                blocks.available * blocks.size,
+                began.elapsed().as_millis()
             ),
         );
         Ok(Prepared {
@@ -1042,7 +1032,7 @@ impl StorageManager {
         let differs = record.quota_bytes != quota_bytes;
         Ok(Usage {
             quota_bytes: record.quota_bytes,
-            used_bytes: blocks.used() * blocks.size,
+            used_bytes: blocks.used().saturating_sub(record.base_blocks) * blocks.size,
             available_bytes: blocks.available * blocks.size,
             enforced: true,
             backing: status.backing,
@@ -1170,11 +1160,12 @@ mod tests {
     #[test]
     fn the_reserve_leaves_exactly_the_quota() {
         // Numbers measured on a 2200-block image (1045 blocks of journal and metadata).
-        assert_eq!(reserved_blocks(1155, 44, 64), Some(1047));
-        // available = free - reserve - kernel = (1155 - used) - 1047 - 44 = 64 - used
-        assert_eq!(reserved_blocks(1155, 44, 1111), Some(0));
-        assert_eq!(reserved_blocks(1155, 44, 1112), None);
-        assert_eq!(reserved_blocks(40, 50, 1), None);
+        // The root directory's block is the base.
+        assert_eq!(reserved_blocks(1155, 44, 1, 64), Some(1046));
+        // available = free - reserve - kernel = (1155 - 1 - used) - 1046 - 44 = 64 - used
+        assert_eq!(reserved_blocks(1155, 44, 1, 1110), Some(0));
+        assert_eq!(reserved_blocks(1155, 44, 1, 1111), None);
+        assert_eq!(reserved_blocks(40, 50, 0, 1), None);
     }
 
     #[test]

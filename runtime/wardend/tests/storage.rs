@@ -463,6 +463,7 @@ fn writing_past_the_quota_gets_enospc_and_two_apps_have_separate_file_systems() 
         );
         d.wait_state(id, "exited");
         let usage = d.quota(id);
+        eprintln!("{id}: {line}; quota answer {usage}");
         assert_eq!(usage["quota_bytes"], quota, "{usage}");
         assert_eq!(usage["enforced"], true, "{usage}");
         let used = usage["used_bytes"].as_u64().unwrap();
@@ -651,4 +652,3 @@ fn uninstall_keeps_or_wipes_the_storage_and_leaves_nothing_mounted() {
     d.terminate();
     unmounted("shutdown");
 }
-
