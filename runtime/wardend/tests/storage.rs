@@ -457,8 +457,9 @@ fn writing_past_the_quota_gets_enospc_and_two_apps_have_separate_file_systems() 
             bytes <= quota,
             "{id} wrote {bytes} bytes past its quota of {quota}"
         );
+        // The whole quota, to one write (measured: exactly the quota).
         assert!(
-            bytes + 16 * 1024 >= quota,
+            bytes + 4096 >= quota,
             "{id} got only {bytes} of its {quota} bytes"
         );
         d.wait_state(id, "exited");
@@ -517,10 +518,7 @@ fn writing_past_the_quota_gets_enospc_and_two_apps_have_separate_file_systems() 
     let line = d.wait_line(APP_A, "fill ", 2);
     let (errno, bytes) = fill_result(&line);
     assert_eq!(errno, ENOSPC, "{line}");
-    assert!(
-        bytes <= 512 * 1024 && bytes + 16 * 1024 >= 512 * 1024,
-        "{line}"
-    );
+    assert!(bytes <= 512 * 1024 && bytes + 4096 >= 512 * 1024, "{line}");
     d.wait_state(APP_A, "exited");
     assert_eq!(d.quota(APP_A)["quota_bytes"], 512 * 1024);
 
