@@ -10,7 +10,9 @@
 //!     payloads/...      the package's payloads
 //!     code.cwasm        the precompiled code the worker loads (digest in the index)
 //!   staging/<tmp>/      an install in progress; removed at start-up
-//!   storage/<id>/       each app's MutableStorage
+//!   storage/<id>.img    each app's MutableStorage: its own ext4 image (see `storage`)
+//!   storage/<id>.json   the quota that image is configured for
+//!   storage/<id>/       where it is mounted (a plain directory where mounting is impossible)
 //!   reports/<seq>.json  failure reports, bounded
 //! ```
 //!
