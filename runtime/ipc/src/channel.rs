@@ -161,6 +161,7 @@ mod tests {
         ToWorker::Run(RunRequest {
             kind: CodeKind::Component,
             code_sha256: "00".repeat(32),
+            code_bytes: 1,
             args: vec!["app".into()],
             env: vec![],
             memory_limit_bytes: 1 << 20,

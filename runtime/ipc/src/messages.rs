@@ -109,6 +109,9 @@ pub struct RunRequest {
     pub kind: CodeKind,
     /// Lower-case hex SHA-256 the code's bytes must have; anything else is refused, not loaded.
     pub code_sha256: String,
+    /// The code's length. The supervisor knows it (it sealed the descriptor against growing and
+    /// shrinking), so the confined worker maps exactly this much without asking the kernel.
+    pub code_bytes: u64,
     /// `argv[0]` first (the app's name), then the manifest's `CmdArgs`.
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,

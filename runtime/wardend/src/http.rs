@@ -173,8 +173,14 @@ where
         let spawned = std::thread::Builder::new()
             .name("control-api".into())
             .spawn(move || {
-                handle(stream, &*handler);
+                // The connection counts until its answer is sent; the lingering close after it
+                // is bounded in time on its own, and a client that reconnects at once must not
+                // find its previous connection still counted.
+                let writer = answer(stream, &*handler);
                 counter.fetch_sub(1, Ordering::SeqCst);
+                if let Some((writer, reader)) = writer {
+                    linger(&writer, reader);
+                }
             });
         if spawned.is_err() {
             // The closure (and its counter decrement) never ran.
@@ -185,9 +191,20 @@ where
 
 /// Reads one request from `stream`, answers it, and closes.
 pub fn handle(stream: UnixStream, handler: &dyn Fn(&mut Request<'_>) -> Response) {
+    if let Some((writer, reader)) = answer(stream, handler) {
+        linger(&writer, reader);
+    }
+}
+
+/// Reads one request from `stream` and answers it; returns the connection's two halves for
+/// [`linger`].
+fn answer(
+    stream: UnixStream,
+    handler: &dyn Fn(&mut Request<'_>) -> Response,
+) -> Option<(UnixStream, BufReader<UnixStream>)> {
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let Ok(mut writer) = stream.try_clone() else {
-        return;
+        return None;
     };
     let mut reader = BufReader::new(stream);
     let response = match read_head(&mut reader) {
@@ -208,12 +225,15 @@ pub fn handle(stream: UnixStream, handler: &dyn Fn(&mut Request<'_>) -> Response
         Err(response) => response,
     };
     let _ = response.write_to(&mut writer);
-    // Lingering close: a client that sent more than was read (a refused body, an oversized
-    // head) would otherwise see a reset instead of the answer. Drain a bounded amount.
     let _ = writer.shutdown(std::net::Shutdown::Write);
-    let _ = reader
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(500)));
+    Some((writer, reader))
+}
+
+/// Lingering close: a client that sent more than was read (a refused body, an oversized head)
+/// would otherwise see a reset instead of the answer. Drains a bounded amount, for at most
+/// half a second without data.
+fn linger(writer: &UnixStream, reader: BufReader<UnixStream>) {
+    let _ = writer.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = std::io::copy(&mut reader.take(LINGER_BYTES), &mut std::io::sink());
 }
 

@@ -47,8 +47,8 @@ fn cgroup_name(app: &str) -> String {
     format!("app-{app}")
 }
 
-/// Copies `code` into a sealed memfd, checking its SHA-256 on the way.
-fn sealed_copy(mut code: File, expected: &str) -> Result<File, String> {
+/// Copies `code` into a sealed memfd, checking its SHA-256 on the way; returns it and its length.
+fn sealed_copy(mut code: File, expected: &str) -> Result<(File, u64), String> {
     let fd = memfd_create(
         "warden-code",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
@@ -57,6 +57,7 @@ fn sealed_copy(mut code: File, expected: &str) -> Result<File, String> {
     let mut memfd = File::from(fd);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
     loop {
         let n = code
             .read(&mut buf)
@@ -65,6 +66,7 @@ fn sealed_copy(mut code: File, expected: &str) -> Result<File, String> {
             break;
         }
         let chunk = buf.get(..n).unwrap_or_default();
+        len += chunk.len() as u64;
         hasher.update(chunk);
         memfd
             .write_all(chunk)
@@ -81,7 +83,7 @@ fn sealed_copy(mut code: File, expected: &str) -> Result<File, String> {
         SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
     )
     .map_err(|e| format!("sealing the code memfd: {e}"))?;
-    Ok(memfd)
+    Ok((memfd, len))
 }
 
 /// Spawns a worker and has it confine itself; returns it ready for `Run` or `Compile`.
@@ -121,7 +123,7 @@ fn start_confined(
 
 impl Launcher for WorkerLauncher {
     fn launch(&self, spec: LaunchSpec, log: Log) -> Result<Arc<dyn RunningWorker>, String> {
-        let code = sealed_copy(spec.code, &spec.code_sha256)?;
+        let (code, code_bytes) = sealed_copy(spec.code, &spec.code_sha256)?;
         let cgroup = AppCgroup::create(
             &self.cgroups,
             &cgroup_name(&spec.app),
@@ -168,6 +170,7 @@ impl Launcher for WorkerLauncher {
         let request = RunRequest {
             kind: spec.kind,
             code_sha256: spec.code_sha256.clone(),
+            code_bytes,
             args: spec.args.clone(),
             env: vec![],
             memory_limit_bytes: spec.memory_limit_bytes,

@@ -412,6 +412,21 @@ fn sigkill_during_install_never_leaves_a_half_installed_app() {
     let packages: Vec<Vec<u8>> = (1..=100)
         .map(|version| pack_code(&f, &manifest(APP_A, ""), version, &hello, None))
         .collect();
+    // Kill points spread over 1.5 times an uninterrupted install on this machine now (another
+    // app, so the rounds' versions stay untouched), so both sides of the commit are hit however
+    // fast or loaded the machine is.
+    let install_time = {
+        let d = Daemon::start(&f);
+        let package = pack_code(&f, &manifest(APP_B, ""), 1, &hello, None);
+        let started = Instant::now();
+        assert_eq!(d.call("POST", "/images", &package).0, 201);
+        let took = started.elapsed();
+        d.kill();
+        took
+    };
+    let spread = u64::try_from(install_time.as_micros() * 3 / 2)
+        .unwrap()
+        .max(1000);
     let mut seed = 0x9e37_79b9_u64;
     let (mut committed, mut cut) = (0, 0);
     for (round, package) in packages.iter().enumerate() {
@@ -420,7 +435,7 @@ fn sigkill_during_install_never_leaves_a_half_installed_app() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % 40_000);
+        let delay = Duration::from_micros(seed % spread);
         let socket = d.socket.clone();
         let body = package.clone();
         let sender = std::thread::spawn(move || {
@@ -482,5 +497,8 @@ fn sigkill_during_install_never_leaves_a_half_installed_app() {
         d.kill();
     }
     // The kill points fell on both sides of the commit, so both outcomes were checked.
-    assert!(committed > 0 && cut > 0, "committed {committed}, cut {cut}");
+    assert!(
+        committed > 0 && cut > 0,
+        "committed {committed}, cut {cut} (an install took {install_time:?})"
+    );
 }

@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&artefact))
         },
+        code_bytes: u64::try_from(artefact.len())?,
         args: vec!["app".to_owned()],
         env: vec![],
         memory_limit_bytes: 64 << 20,

@@ -23,10 +23,16 @@ impl Verified {
     }
 }
 
-/// Checks `code` against the recorded digest and kind without handing any of it to wasmtime's
-/// loader. `Err` carries the reason, for `Outcome::LoadRefused`.
+/// Checks the first `size` bytes of `code` against the recorded digest and kind without handing
+/// any of it to wasmtime's loader. `Err` carries the reason, for `Outcome::LoadRefused`.
+///
+/// The size comes from the supervisor, which sealed the descriptor; asking the kernel (`statx`)
+/// would cost the steady-state allow-list a syscall. A wrong size cannot load foreign bytes:
+/// shorter or longer, the digest no longer matches (and a mapping past the end of the file
+/// faults rather than reading anything else).
 pub(crate) fn verify(
     code: &File,
+    size: u64,
     expected_sha256: &str,
     kind: CodeKind,
 ) -> Result<Verified, String> {
@@ -36,10 +42,6 @@ pub(crate) fn verify(
             "the recorded digest {expected_sha256:?} is not a SHA-256 in hex"
         ));
     }
-    let size = code
-        .metadata()
-        .map_err(|e| format!("cannot stat the code descriptor: {e}"))?
-        .len();
     if size == 0 {
         return Err("the code is empty".to_owned());
     }

@@ -180,7 +180,7 @@ impl Prepared {
     ) -> Result<(Outcome, Timings), RunError> {
         let mut timings = Timings::default();
         let started = Instant::now();
-        let verified = match artefact::verify(&code, &request.code_sha256, request.kind) {
+        let verified = match artefact::verify(&code, request.code_bytes, &request.code_sha256, request.kind) {
             Ok(verified) => verified,
             Err(reason) => return Ok((Outcome::LoadRefused { reason }, timings)),
         };
@@ -208,7 +208,9 @@ impl Prepared {
         let loading = Instant::now();
         match request.kind {
             CodeKind::Module => {
-                let module = match sys::load_module(&self.engine, code, verified) {
+                let loaded = sys::load_module(&self.engine, &verified);
+                drop((verified, code));
+                let module = match loaded {
                     Ok(module) => module,
                     Err(e) => return Ok((refused_load(&e), timings)),
                 };

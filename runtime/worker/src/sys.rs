@@ -2,7 +2,7 @@
 //!
 //! Four things need it: the SIGALRM handler and interval timer that drive the epoch watchdog, a
 //! read-only mapping of the artefact for hashing, loading a precompiled artefact
-//! (`deserialize_open_file`, sound only after the digest check in `artefact.rs`), and adopting
+//! (`deserialize`, sound only after the digest check in `artefact.rs`), and adopting
 //! the inherited channel descriptor 3.
 #![allow(unsafe_code)]
 
@@ -139,22 +139,19 @@ impl Drop for Mapping {
     }
 }
 
-/// Loads a precompiled core module, mapped from its descriptor (data segments stay backed by
-/// the file). Requires, and consumes, the proof that its digest was checked.
+/// Loads a precompiled core module from the very bytes that were hashed (wasmtime copies them
+/// into its own mapping), like a component: loading from the descriptor instead would ask the
+/// kernel for its size (`statx`) after seccomp, one more call on the steady-state allow-list.
 pub(crate) fn load_module(
     engine: &Engine,
-    file: File,
-    checked: Verified,
+    checked: &Verified,
 ) -> wasmtime::Result<wasmtime::Module> {
-    drop(checked);
-    // SAFETY: `deserialize_open_file` trusts the file to be a valid artefact from a compatible
-    // wasmtime, unchanged while the module lives. `Verified` exists only after
-    // `artefact::verify` found that these exact bytes have the SHA-256 the supervisor recorded
-    // when *it* had them compiled (by this crate's `compile`, in a confined compiler process)
-    // and that their header names a module; the supervisor hands a sealed memfd or a file in
-    // its root-only state directory that is never rewritten in place. wasmtime also checks the
-    // engine/config compatibility header before using anything.
-    unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
+    // SAFETY: `deserialize` trusts the bytes to be a valid artefact from a compatible wasmtime.
+    // These are the bytes `artefact::verify` hashed: they have the SHA-256 the supervisor
+    // recorded when it had them compiled by this crate's `compile` in a confined compiler
+    // process, and their header names a module. wasmtime copies them before use and checks the
+    // engine/config compatibility header first.
+    unsafe { wasmtime::Module::deserialize(engine, checked.bytes()) }
 }
 
 /// Loads a precompiled component from the very bytes that were hashed. (wasmtime 48 has no

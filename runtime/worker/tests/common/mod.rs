@@ -80,6 +80,7 @@ pub fn request(artefact: &Artefact) -> RunRequest {
     RunRequest {
         kind: artefact.kind,
         code_sha256: artefact.sha256(),
+        code_bytes: artefact.bytes.len() as u64,
         args: vec!["app".to_owned()],
         env: vec![("WARDEN_TEST".to_owned(), "1".to_owned())],
         memory_limit_bytes: 16 << 20,
