@@ -66,6 +66,18 @@ impl Channel {
         self.fd
     }
 
+    /// Bounds how long [`Channel::recv`] waits (`None`: forever). A receive that times out
+    /// fails with an I/O error of kind `WouldBlock`.
+    pub fn set_recv_timeout(&self, timeout: Option<std::time::Duration>) -> Result<(), IpcError> {
+        rustix::net::sockopt::set_socket_timeout(
+            &self.fd,
+            rustix::net::sockopt::Timeout::Recv,
+            timeout,
+        )
+        .map_err(std::io::Error::from)?;
+        Ok(())
+    }
+
     /// Sends `message` with `fds` attached, as one packet.
     pub fn send<T: Serialize>(&self, message: &T, fds: &[BorrowedFd<'_>]) -> Result<(), IpcError> {
         let bytes = serde_json::to_vec(message).map_err(|e| IpcError::Malformed(e.to_string()))?;
@@ -168,6 +180,19 @@ mod tests {
             watchdog_ms: 1000,
             storage_quota_bytes: None,
         })
+    }
+
+    #[test]
+    fn a_receive_with_a_timeout_gives_up_and_one_without_waits() {
+        let (a, b) = Channel::pair().unwrap();
+        a.set_recv_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(a.recv::<ToWorker>().is_err(), "nothing was sent");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        a.set_recv_timeout(None).unwrap();
+        b.send(&run_request(), &[]).unwrap();
+        assert_eq!(a.recv::<ToWorker>().unwrap().0, run_request());
     }
 
     #[test]

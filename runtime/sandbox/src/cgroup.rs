@@ -268,6 +268,21 @@ impl AppCgroup {
         Ok(Some(OomCount { kills: 0, source }))
     }
 
+    /// The memory the group's processes use now, in bytes (`memory.current` on cgroup v2,
+    /// `memory.usage_in_bytes` on v1); `None` when memory is not accounted through a cgroup.
+    pub fn memory_current(&self) -> Result<Option<u64>, CgroupError> {
+        let Some((dir, v2)) = &self.memory_dir else {
+            return Ok(None);
+        };
+        let path = dir.join(if *v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        });
+        let text = fs::read_to_string(&path).map_err(|e| CgroupError::io("read", &path, &e))?;
+        Ok(text.trim().parse().ok())
+    }
+
     /// Removes the group's directories; call after the worker was reaped. Retries briefly
     /// while the kernel still counts the dead worker as a member.
     pub fn remove(mut self) -> Result<(), CgroupError> {

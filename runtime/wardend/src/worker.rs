@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
 use sha2::{Digest, Sha256};
@@ -35,6 +36,11 @@ const WORKER_NOFILE: u64 = 64;
 const COMPILER_MEMORY: u64 = 1024 * 1024 * 1024;
 /// Tasks per worker: the worker itself (it starts no threads).
 const WORKER_PIDS: u64 = 4;
+/// Longest a new worker may take to confine itself (it takes about a millisecond).
+const CONFINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a compile may take: a 20 MB component compiles in seconds in a release build;
+/// debug builds and slow boards get ample room, but a stuck compiler does not block installs.
+const COMPILE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Starts confined workers from the `warden-worker` binary at `program`.
 #[derive(Debug, Clone)]
@@ -104,7 +110,13 @@ fn start_confined(
     let fds: Vec<_> = storage.iter().map(|f| f.as_fd()).collect();
     ours.send(&ToWorker::Confine(plan.clone()), &fds)
         .map_err(|e| format!("sending the confinement plan: {e}"))?;
-    match ours.recv::<FromWorker>() {
+    // A worker that neither confines itself nor fails in time is killed (dropping `child`)
+    // rather than holding up the app's monitor.
+    ours.set_recv_timeout(Some(CONFINE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let answer = ours.recv::<FromWorker>();
+    ours.set_recv_timeout(None).map_err(|e| e.to_string())?;
+    match answer {
         Ok((FromWorker::Confined(report), _)) => {
             let steps = report
                 .steps
@@ -117,7 +129,9 @@ fn start_confined(
             Err(format!("worker failed to {stage}: {message}"))
         }
         Ok((other, _)) => Err(format!("unexpected answer to `confine`: {other:?}")),
-        Err(e) => Err(format!("no answer to `confine`: {e}")),
+        Err(e) => Err(format!(
+            "no answer to `confine` within {CONFINE_TIMEOUT:?}: {e}"
+        )),
     }
 }
 
@@ -245,7 +259,9 @@ impl RunningWorker for ConfinedWorker {
     }
 
     fn memory_bytes(&self) -> Option<u64> {
-        None
+        lock(&self.cgroup)
+            .as_ref()
+            .and_then(|cg| cg.memory_current().ok().flatten())
     }
 }
 
@@ -419,7 +435,14 @@ impl WorkerCompiler {
                 &[wasm.as_fd(), out.as_fd()],
             )
             .map_err(|e| format!("sending the compile request: {e}"))?;
+        channel
+            .set_recv_timeout(Some(COMPILE_TIMEOUT))
+            .map_err(|e| e.to_string())?;
         let answer = channel.recv::<FromWorker>().map(|(m, _)| m);
+        if answer.is_err() {
+            // Timed out (or the channel broke): the compiler is not waited for forever.
+            let _ = child.kill();
+        }
         let exit = child.wait().map_err(|e| e.to_string())?;
         let _ = cgroup.remove();
         match answer {

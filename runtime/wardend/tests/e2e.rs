@@ -278,8 +278,15 @@ fn hostile_apps_end_as_their_manifests_say_while_a_neighbour_keeps_answering() {
     d.wait_for("the neighbour's first beat", |d| {
         last_beat(d, neighbour) > 0
     });
-    let pid = d.call("GET", &format!("/apps/{neighbour}"), b"").1["status"]["pid"].clone();
-    assert!(pid.is_u64(), "the neighbour runs: {pid}");
+    let view = d.call("GET", &format!("/apps/{neighbour}"), b"").1;
+    let pid = view["status"]["pid"].clone();
+    assert!(pid.is_u64(), "the neighbour runs: {view}");
+    // Its memory is what its cgroup accounts (machines here offer a memory controller).
+    let memory = view["memory_bytes"].as_u64();
+    assert!(
+        memory.is_some_and(|m| m > 0 && m < 256 << 20),
+        "memory of an idle worker from its cgroup: {view}"
+    );
 
     // (app, limits in its manifest, report kind, check of the report)
     type Check = fn(&serde_json::Value);
