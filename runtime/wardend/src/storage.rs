@@ -1024,6 +1024,8 @@ impl StorageManager {
             if lock(&self.closed).contains(id) {
                 return Err(StorageError::Closed(id.to_owned()));
             }
+            self.ensure_mount_point(id)?;
+            wait_detached(&self.image(id))?;
             self.mount(tools, id)?;
         }
         let target = self.mount_point(id);

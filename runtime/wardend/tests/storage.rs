@@ -475,11 +475,11 @@ fn writing_past_the_quota_gets_enospc_and_two_apps_have_separate_file_systems() 
         );
         assert!(usage["available_bytes"].as_u64().unwrap() < 4096, "{usage}");
         let logs = d.logs(id);
-        assert!(
-            logs.iter()
-                .any(|l| l.starts_with("storage: ext4 image, quota ")),
-            "{logs:#?}"
-        );
+        let note = logs
+            .iter()
+            .find(|l| l.starts_with("storage: ext4 image, quota "))
+            .unwrap_or_else(|| panic!("{logs:#?}"));
+        eprintln!("{id}: {note}");
     }
 
     // Two file systems, neither the state directory's; mounted without devices, set-uid or exec.
@@ -591,6 +591,7 @@ fn fsynced_data_survives_a_worker_kill_and_a_supervisor_sigkill() {
     let d = Daemon::start(&f);
     let line = d.wait_line(APP_A, "found: ", 1);
     assert_eq!(line, "found: persisted-data");
+    eprintln!("reused: {}", d.wait_line(APP_A, "storage: ", 1));
     assert_eq!(mounts_under(&mount_point).len(), 1, "mounted twice");
     assert_eq!(loops_of(&image).len(), 1, "{:?}", loops_of(&image));
     d.wait_state(APP_A, "exited");
@@ -600,6 +601,7 @@ fn fsynced_data_survives_a_worker_kill_and_a_supervisor_sigkill() {
     assert!(mounts_under(&storage_root(&f)).is_empty());
     let d = Daemon::start(&f);
     assert_eq!(d.wait_line(APP_A, "found: ", 1), "found: persisted-data");
+    eprintln!("mounted again: {}", d.wait_line(APP_A, "storage: ", 1));
     d.kill();
 }
 
