@@ -48,7 +48,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime]   measure and write docs/benchmarks.md\n  cross                build wardend + the Pulley worker for armv7, run samples under qemu-arm"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm"
             );
             bail!("no command given")
         }
