@@ -228,14 +228,20 @@ impl AppCgroup {
         self.v2.as_ref().map(|g| g.fd.as_fd())
     }
 
-    /// Moves `pid` into the cgroup v1 groups (cgroup v2 placement happens at spawn). The worker
-    /// reads app bytes only after the supervisor's `Run`, so placing it before `Run` suffices.
-    pub fn place_v1(&self, pid: u32) -> Result<(), CgroupError> {
-        for (_, dir) in &self.v1 {
-            write_file(&dir.join("cgroup.procs"), &pid.to_string())
-                .map_err(|e| CgroupError::io("place worker in", dir, &e))?;
-        }
-        Ok(())
+    /// The `tasks` files of the cgroup v1 groups, open for writing, for a new worker to move
+    /// itself into them before `execve` (cgroup v2 placement happens at `clone3`). The worker
+    /// reads app bytes only after the supervisor's `Run`, long after.
+    pub(crate) fn v1_tasks(&self) -> Result<Vec<fs::File>, CgroupError> {
+        self.v1
+            .iter()
+            .map(|(_, dir)| {
+                let path = dir.join("tasks");
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| CgroupError::io("open", &path, &e))
+            })
+            .collect()
     }
 
     /// How many processes of this group the OOM killer killed; `None` when memory is not

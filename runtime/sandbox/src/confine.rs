@@ -367,6 +367,11 @@ fn identity(uid: u32, gid: u32) -> Result<String, ConfineError> {
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         caps::clear(None, set).map_err(caps_err("capset to empty"))?;
     }
+    // Changing uid clears the parent-death signal set at spawn; set it again, so the worker
+    // dies with the supervisor thread that waits for it. (Had the supervisor died in between,
+    // the worker finds its channel closed when it next reads it, and exits.)
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(step_err(STEP, "PR_SET_PDEATHSIG"))?;
 
     // Verify: nothing may be left.
     let verify = |what: String| ConfineError::Step {

@@ -47,7 +47,7 @@ impl<'a> SpawnRequest<'a> {
     }
 
     /// Starts the worker in this app's cgroup: at `clone3` for cgroup v2 (`CLONE_INTO_CGROUP`),
-    /// right after it for cgroup v1 (before `spawn` returns).
+    /// for cgroup v1 by the child itself before `execve` (before `spawn` returns).
     pub fn cgroup(mut self, cgroup: &'a AppCgroup) -> SpawnRequest<'a> {
         self.cgroup = Some(cgroup);
         self
@@ -205,6 +205,11 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<SandboxChild, SpawnError> {
         .write(true)
         .open("/dev/null")
         .map_err(|e| SpawnError::DevNull(errno_name(&e)))?;
+    let v1_tasks = match request.cgroup {
+        Some(cgroup) => cgroup.v1_tasks()?,
+        None => Vec::new(),
+    };
+    let v1_task_fds: Vec<BorrowedFd<'_>> = v1_tasks.iter().map(AsFd::as_fd).collect();
     let raw = RawSpawn {
         program: &program,
         argv: &argv,
@@ -212,6 +217,7 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<SandboxChild, SpawnError> {
         channel: request.channel,
         devnull: devnull.as_fd(),
         cgroup: request.cgroup.and_then(AppCgroup::v2_dir_fd),
+        v1_tasks: &v1_task_fds,
     };
     let (pid, pidfd) = sys::spawn_process(&raw).map_err(|failure| match failure {
         SpawnFailure::Prepare(what, e) => SpawnError::Prepare {
@@ -227,19 +233,11 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<SandboxChild, SpawnError> {
             errno: errno_name(&e),
         },
     })?;
-    let mut child = SandboxChild {
+    Ok(SandboxChild {
         pid: pid.unsigned_abs(),
         pidfd,
         exit: None,
-    };
-    if let Some(cgroup) = request.cgroup
-        && let Err(e) = cgroup.place_v1(child.pid)
-    {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e.into());
-    }
-    Ok(child)
+    })
 }
 
 fn c_path(path: &Path) -> Result<CString, SpawnError> {

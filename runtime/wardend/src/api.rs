@@ -134,8 +134,27 @@ fn status(sup: &Supervisor) -> Response {
             "apps": apps.len(),
             "running": running,
             "storage": sup.storage_status(),
+            "seccomp": seccomp_profiles(),
         }),
     )
+}
+
+/// The seccomp allow-lists this build's workers install: syscall names per profile.
+fn seccomp_profiles() -> serde_json::Value {
+    use warden_ipc::SeccompProfile as P;
+    let mut out = serde_json::Map::new();
+    for (name, profile) in [
+        ("worker", P::Worker),
+        ("worker_storage", P::WorkerStorage),
+        ("compiler", P::Compiler),
+    ] {
+        let value = match warden_sandbox::profile_syscalls(profile) {
+            Ok(calls) => json!(calls),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        out.insert(name.to_owned(), value);
+    }
+    serde_json::Value::Object(out)
 }
 
 fn sideload(sup: &Supervisor, req: &mut Request<'_>) -> Response {

@@ -49,8 +49,12 @@ pub struct WorkerLauncher {
     pub cgroups: CgroupConfig,
 }
 
-fn cgroup_name(app: &str) -> String {
-    format!("app-{app}")
+/// A fresh cgroup name for each worker: a restart right after a stop must not meet the old
+/// worker's group while the kernel still holds it (its removal waits for the dead worker).
+fn cgroup_name(what: &str) -> String {
+    static LAUNCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{what}-{}-{n}", std::process::id())
 }
 
 /// Copies `code` into a sealed memfd, checking its SHA-256 on the way; returns it and its length.
@@ -140,7 +144,7 @@ impl Launcher for WorkerLauncher {
         let (code, code_bytes) = sealed_copy(spec.code, &spec.code_sha256)?;
         let cgroup = AppCgroup::create(
             &self.cgroups,
-            &cgroup_name(&spec.app),
+            &cgroup_name(&format!("app-{}", spec.app)),
             &CgroupLimits {
                 // The wasm limit plus room for the engine, code and stacks.
                 memory_bytes: Some(spec.memory_limit_bytes + 64 * 1024 * 1024),
@@ -408,7 +412,7 @@ impl WorkerCompiler {
     fn compile_confined(&self, wasm: File, out: File) -> Result<(), String> {
         let cgroup = AppCgroup::create(
             &self.cgroups,
-            &format!("compiler-{}", std::process::id()),
+            &cgroup_name("compiler"),
             &CgroupLimits {
                 memory_bytes: Some(COMPILER_MEMORY),
                 pids: Some(WORKER_PIDS),

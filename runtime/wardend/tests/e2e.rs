@@ -406,7 +406,34 @@ fn hostile_apps_end_as_their_manifests_say_while_a_neighbour_keeps_answering() {
         now["status"]["pid"], pid,
         "the neighbour was restarted: {now}"
     );
+
+    // A supervisor killed outright takes its workers with it (no stray app keeps running to
+    // be started a second time by the next supervisor).
     d.kill();
+    let stat = format!("/proc/{}/stat", pid.as_u64().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::read_to_string(&stat) {
+            Err(_) => break,
+            // Dead, waiting for init to reap it.
+            Ok(text)
+                if text
+                    .rsplit(')')
+                    .next()
+                    .unwrap()
+                    .trim_start()
+                    .starts_with('Z') =>
+            {
+                break;
+            }
+            Ok(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

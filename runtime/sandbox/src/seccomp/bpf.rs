@@ -802,6 +802,7 @@ mod tests {
                     .collect()
             }),
             comment: "a test rule".to_owned(),
+            debug_only: false,
         }
     }
 
