@@ -82,6 +82,8 @@ pub struct StepReport {
     pub step: String,
     /// What applied, e.g. "fully enforced (ABI 7)" or "RLIMIT_NOFILE=64".
     pub detail: String,
+    /// How long the step took, in microseconds.
+    pub micros: u64,
 }
 
 /// What the worker achieved, step by step, in order.

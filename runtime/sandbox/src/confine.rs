@@ -4,6 +4,7 @@
 use std::error::Error;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use caps::CapSet;
 use landlock::{
@@ -110,32 +111,39 @@ where
 {
     preflight(plan, storage)?;
     // Compile before anything irreversible: a broken profile fails while nothing changed.
+    let compiling = Instant::now();
     let filter = seccomp::compile_for_this_arch(plan.seccomp)?;
+    let compiled_in = compiling.elapsed();
     let mut steps = Vec::with_capacity(CONFINEMENT_ORDER.len());
-    let mut done = |step: &str, detail: String| {
+    let mut started = Instant::now();
+    let mut done = |step: &str, detail: String, extra: Duration| {
         steps.push(StepReport {
             step: step.to_owned(),
             detail,
+            micros: u64::try_from((started.elapsed() + extra).as_micros()).unwrap_or(u64::MAX),
         });
+        started = Instant::now();
     };
 
-    done("filesystem", empty_root()?);
-    done("fds", close_fds(storage)?);
-    done("rlimits", rlimits(&plan.rlimits)?);
-    done("identity", identity(plan.uid, plan.gid)?);
-    done("no_new_privs", no_new_privs()?);
-    done("landlock", landlock(storage)?);
+    done("filesystem", empty_root()?, Duration::ZERO);
+    done("fds", close_fds(storage)?, Duration::ZERO);
+    done("rlimits", rlimits(&plan.rlimits)?, Duration::ZERO);
+    done("identity", identity(plan.uid, plan.gid)?, Duration::ZERO);
+    done("no_new_privs", no_new_privs()?, Duration::ZERO);
+    done("landlock", landlock(storage)?, Duration::ZERO);
     before_seccomp().map_err(|e| ConfineError::Hook(e.into()))?;
     done(
         "before_seccomp",
         "the caller's set-up ran; no app byte read".into(),
+        Duration::ZERO,
     );
     let detail = format!(
         "profile {} ({}): {} syscalls allowed, any other kills the process",
         filter.name, filter.arch, filter.syscalls
     );
     filter.install()?;
-    done("seccomp", detail);
+    // The profile was compiled first, before step 1; its time counts here.
+    done("seccomp", detail, compiled_in);
 
     Ok(ConfinementReport {
         protocol: PROTOCOL_VERSION,

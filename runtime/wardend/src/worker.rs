@@ -125,7 +125,7 @@ fn start_confined(
             let steps = report
                 .steps
                 .iter()
-                .map(|s| format!("{}: {}", s.step, s.detail))
+                .map(|s| format!("{}: {} ({} µs)", s.step, s.detail, s.micros))
                 .collect();
             Ok((child, ours, steps))
         }
