@@ -645,7 +645,8 @@ impl Supervisor {
                 restart_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             };
         }
-        drop(slots);
+        // The reports are written before the new status shows (the slots lock is still held):
+        // whoever sees "quarantined" finds every report that led to it.
         let _ = self
             .shared
             .reports
@@ -662,6 +663,7 @@ impl Supervisor {
             ));
             return None;
         }
+        drop(slots);
         Some(wait)
     }
 

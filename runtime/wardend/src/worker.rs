@@ -388,9 +388,20 @@ impl WorkerCompiler {
         Ok(WorkerCompiler {
             program,
             cgroups,
-            target: std::env::consts::ARCH.to_owned(),
+            target: code_target().to_owned(),
             fingerprint,
         })
+    }
+}
+
+/// The wasmtime target this device's workers run code for: the host's own architecture, or
+/// Pulley on 32-bit ARM, where Cranelift has no native backend (packages carry `pulley32`
+/// artefacts for those devices).
+fn code_target() -> &'static str {
+    if cfg!(target_arch = "arm") {
+        "pulley32"
+    } else {
+        std::env::consts::ARCH
     }
 }
 
