@@ -180,7 +180,12 @@ impl Prepared {
     ) -> Result<(Outcome, Timings), RunError> {
         let mut timings = Timings::default();
         let started = Instant::now();
-        let verified = match artefact::verify(&code, request.code_bytes, &request.code_sha256, request.kind) {
+        let verified = match artefact::verify(
+            &code,
+            request.code_bytes,
+            &request.code_sha256,
+            request.kind,
+        ) {
             Ok(verified) => verified,
             Err(reason) => return Ok((Outcome::LoadRefused { reason }, timings)),
         };
