@@ -7,11 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{APP_A, APP_B, Fixture, fixture, pack_code};
+use common::daemon::Daemon;
+use common::{APP_A, APP_B, fixture, pack_code};
 
 /// A WASI preview-1 command that greets on stdout.
 const HELLO: &str = r#"(module
@@ -64,26 +63,9 @@ const OPEN_PASSWD: &str = r#"(module
     (call $proc_exit (local.get $err))))"#;
 
 fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests start the real supervisor and sandbox, which need root (CI runs as root)"
+    common::daemon::require_root(
+        "these tests start the real supervisor and sandbox, which need root (CI runs as root)",
     );
-}
-
-fn worker_binary() -> PathBuf {
-    // target/<profile>/deps/e2e-… → target/<profile>/warden-worker
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("warden-worker");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build -p warden-worker` (cargo xtask test builds it)",
-        path.display()
-    );
-    path
 }
 
 fn manifest(id: &str, extra: &str) -> String {
@@ -91,87 +73,6 @@ fn manifest(id: &str, extra: &str) -> String {
         r#"{{"SchemaVersion": 1, "Name": "e2e", "ComponentId": "{id}", "EntryPoint": "/bin/app.wasm",
             "CmdArgs": ["--flag"], "Capabilities": {{}}, "ApplicationType": "Default"{extra}}}"#
     )
-}
-
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(f: &Fixture) -> Daemon {
-        let socket = f.tmp.path().join("control.sock");
-        let _ = std::fs::remove_file(&socket);
-        let child = Command::new(env!("CARGO_BIN_EXE_wardend"))
-            .arg("--state")
-            .arg(&f.state_path)
-            .arg("--board")
-            .arg(common::repo().join("buildroot-overlay/board/warden-sim/board.json"))
-            .arg("--trust")
-            .arg(f.tmp.path().join("trust.json"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--worker")
-            .arg(worker_binary())
-            .arg("--cgroup-parent")
-            .arg(format!("warden-test-{}", std::process::id()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "wardend did not open its socket");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Daemon { child, socket }
-    }
-
-    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
-        let mut stream = UnixStream::connect(&self.socket).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(body).unwrap();
-        let mut out = String::new();
-        stream.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = out.split_once("\r\n\r\n").unwrap().1;
-        (status, serde_json::from_str(body).unwrap())
-    }
-
-    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Daemon) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn log_texts(d: &Daemon, id: &str) -> Vec<String> {
-    let (_, body) = d.call("GET", &format!("/apps/{id}/logs"), b"");
-    body["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["text"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]
@@ -187,12 +88,13 @@ fn a_sideloaded_app_runs_confined_and_a_spinning_one_is_stopped_by_the_watchdog(
     );
     assert_eq!(status, 201, "{body}");
     d.wait_for("hello's greeting", |d| {
-        log_texts(d, APP_A).contains(&"hello from a confined worker".to_owned())
+        d.logs(APP_A)
+            .contains(&"hello from a confined worker".to_owned())
     });
     d.wait_for("a clean exit", |d| {
         d.call("GET", &format!("/apps/{APP_A}"), b"").1["status"]["state"] == "exited"
     });
-    let logs = log_texts(&d, APP_A);
+    let logs = d.logs(APP_A);
     assert!(
         logs.iter().any(|l| l.starts_with("confined: ")),
         "the confinement report is logged: {logs:?}"

@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::{APP_A, APP_B, Fixture, fixture, pack_code};
 
 /// Fills `/storage` (fd 3): files `f0`…`f7`, 4 KiB writes to each until one fails; a file
@@ -170,26 +168,9 @@ const ESCAPE: &str = r#"(module
     (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
 
 fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests start the real supervisor, which mounts each app's storage: they need root"
+    common::daemon::require_root(
+        "these tests start the real supervisor, which mounts each app's storage: they need root",
     );
-}
-
-fn worker_binary() -> PathBuf {
-    // target/<profile>/deps/storage-… → target/<profile>/warden-worker
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("warden-worker");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build -p warden-worker` (cargo xtask test builds it)",
-        path.display()
-    );
-    path
 }
 
 fn manifest(id: &str, storage_kb: u64) -> String {
@@ -282,65 +263,7 @@ fn loops_of(image: &Path) -> Vec<String> {
         .collect()
 }
 
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
 impl Daemon {
-    fn start(f: &Fixture) -> Daemon {
-        let socket = f.tmp.path().join("control.sock");
-        let _ = std::fs::remove_file(&socket);
-        let child = Command::new(env!("CARGO_BIN_EXE_wardend"))
-            .arg("--state")
-            .arg(&f.state_path)
-            .arg("--board")
-            .arg(common::repo().join("buildroot-overlay/board/warden-sim/board.json"))
-            .arg("--trust")
-            .arg(f.tmp.path().join("trust.json"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--worker")
-            .arg(worker_binary())
-            .arg("--cgroup-parent")
-            .arg(format!(
-                "warden-test-{}-{}",
-                std::process::id(),
-                f.state_path
-                    .parent()
-                    .unwrap()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "wardend did not open its socket");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Daemon { child, socket }
-    }
-
-    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
-        let mut stream = UnixStream::connect(&self.socket).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(body).unwrap();
-        let mut out = String::new();
-        stream.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = out.split_once("\r\n\r\n").unwrap().1;
-        (status, serde_json::from_str(body).unwrap())
-    }
-
     fn install(&self, package: &[u8]) -> serde_json::Value {
         let (status, body) = self.call("POST", "/images", package);
         assert_eq!(status, 201, "{body}");
@@ -351,19 +274,6 @@ impl Daemon {
         let (status, body) = self.call("GET", &format!("/apps/{id}/quota"), b"");
         assert_eq!(status, 200, "{body}");
         body
-    }
-
-    fn logs(&self, id: &str) -> Vec<String> {
-        let (_, body) = self.call("GET", &format!("/apps/{id}/logs"), b"");
-        body["lines"]
-            .as_array()
-            .map(|lines| {
-                lines
-                    .iter()
-                    .map(|l| l["text"].as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Waits for the `n`th (1-based) log line of `id` starting with `prefix`; returns it.
@@ -396,30 +306,6 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// SIGKILL: nothing of the supervisor's own shutdown runs.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM: the supervisor stops its apps and unmounts their storage.
-    fn terminate(mut self) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "wardend did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

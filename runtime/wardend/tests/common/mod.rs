@@ -20,6 +20,8 @@ use wardend::reports::FailureKind;
 use wardend::state::StateDir;
 use wardend::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
 
+pub mod daemon;
+
 pub const COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00 a test component";
 
 pub fn repo() -> PathBuf {
