@@ -308,8 +308,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         cycle: Spread::of(cycle_times)?,
         hello_wasm: std::fs::metadata(&hello)?.len(),
         worker_syscalls,
-        wasmtime_version: version_line(Command::new(&wasmtime).arg("--version")),
-        bwrap_version: version_line(Command::new("bwrap").arg("--version")),
+        wasmtime_version: crate::bench::first_line(&wasmtime.to_string_lossy(), &["--version"]),
+        bwrap_version: crate::bench::first_line("bwrap", &["--version"]),
     };
     let section = render(&measured)?;
     println!("\n{section}");
@@ -487,18 +487,6 @@ fn ensure_wasmtime_cli(root: &Path) -> Result<PathBuf> {
         )?;
     }
     Ok(bin)
-}
-
-fn version_line(cmd: &mut Command) -> String {
-    cmd.output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown version".into())
 }
 
 fn ms(d: Duration) -> String {
