@@ -28,7 +28,7 @@ const START: &str = "<!-- bench:runtime -->";
 const END: &str = "<!-- /bench:runtime -->";
 
 /// Timed runs per measurement (after one warm-up).
-const RUNS: usize = 51;
+const RUNS: usize = 101;
 /// Start/stop cycles for the leak check.
 const CYCLES: usize = 1000;
 
@@ -150,6 +150,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             "warden-cli",
         ]),
     )?;
+    let run_only =
+        crate::device::build_run_only_worker(root, &root.join("target/release/warden-worker"))?;
     let hello = crate::demo::build_hello(root)?;
     // Freshly written binaries are dirty page cache; written back, they count as shared, clean
     // file pages and not as anybody's private memory.
@@ -189,7 +191,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         idle_pkgs.push(package);
     }
 
-    let daemon = Daemon::start(Daemon::command(root, &bin_dir, dir, &trust), dir)?;
+    let daemon = Daemon::start(
+        Daemon::command(root, &bin_dir, dir, &trust, Some(&run_only)),
+        dir,
+    )?;
     let api = Api {
         socket: daemon.socket.clone(),
     };
@@ -207,20 +212,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .map(Vec::len)
         .with_context(|| format!("no seccomp profile in the status: {status}"))?;
 
-    println!("==> (a) warden cold start, {RUNS} runs: start request -> first stdout line");
-    let mut after = api.last_seq(HELLO_ID)?;
-    let mut times = Vec::with_capacity(RUNS);
-    for run in 0..=RUNS {
-        let (elapsed, seq) = api.cold_start(HELLO_ID, after)?;
-        after = seq;
-        api.wait_state(HELLO_ID, &["exited"])?;
-        if run > 0 {
-            times.push(elapsed);
-        }
-    }
-    let warden_start = Spread::of(times)?;
-
-    println!("==> (b) wasmtime run --allow-precompiled, {RUNS} runs");
     let cwasm = dir.join("hello.cwasm");
     let status = Command::new(&wasmtime)
         .arg("compile")
@@ -232,9 +223,17 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("wasmtime compile failed ({status})");
     }
+    // Interleaved, one of each per round, so that whatever else the machine does in the
+    // meantime weighs on both alike.
+    println!("==> (a) warden cold start and (b) wasmtime run --allow-precompiled, {RUNS} rounds");
+    let mut after = api.last_seq(HELLO_ID)?;
+    let mut times = Vec::with_capacity(RUNS);
     let mut first = Vec::with_capacity(RUNS);
     let mut exit = Vec::with_capacity(RUNS);
     for run in 0..=RUNS {
+        let (elapsed, seq) = api.cold_start(HELLO_ID, after)?;
+        after = seq;
+        api.wait_state(HELLO_ID, &["exited"])?;
         let (to_line, to_exit) = first_line_and_exit(
             Command::new(&wasmtime)
                 .args(["run", "--allow-precompiled"])
@@ -242,10 +241,12 @@ pub(crate) fn run(root: &Path) -> Result<()> {
                 .args(["--greeting", "world"]),
         )?;
         if run > 0 {
+            times.push(elapsed);
             first.push(to_line);
             exit.push(to_exit);
         }
     }
+    let warden_start = Spread::of(times)?;
 
     println!("==> (c) bwrap --unshare-all /bin/true and /bin/true, {RUNS} runs each");
     let bwrap = spawn_to_exit(Command::new("bwrap").args([
@@ -293,6 +294,15 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
         supervisor_after = supervisor(daemon.pid())?;
+    }
+    if supervisor_after.threads > supervisor_before.threads
+        || supervisor_after.fds > supervisor_before.fds
+    {
+        println!(
+            "supervisor after the cycles: threads {:?}, descriptors {:?}",
+            names(&format!("/proc/{}/task", daemon.pid()), "comm"),
+            names(&format!("/proc/{}/fd", daemon.pid()), ""),
+        );
     }
     drop(daemon);
 
@@ -468,6 +478,29 @@ fn supervisor(pid: u32) -> Result<Supervisor> {
     })
 }
 
+/// What each entry of a `/proc` directory is: its `file` (a thread's `comm`), or where the
+/// link points (a descriptor).
+fn names(dir: &str, file: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if file.is_empty() {
+                std::fs::read_link(&path)
+                    .map_or_else(|e| e.to_string(), |t| t.display().to_string())
+            } else {
+                std::fs::read_to_string(path.join(file))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            }
+        })
+        .collect()
+}
+
 /// Installs the wasmtime CLI into `target/tools` once (about 7 minutes on 2 cores).
 fn ensure_wasmtime_cli(root: &Path) -> Result<PathBuf> {
     let tools = root.join("target/tools");
@@ -514,7 +547,7 @@ fn render(m: &Measured) -> Result<String> {
          {kernel}, release builds. The app is `sample-apps/hello` (a Rust wasm32-wasip2 \
          component, {} KiB) that prints one line and exits; both runtimes run it precompiled. \
          Times are medians of {RUNS} runs after one warm-up, with the 10th–90th percentile \
-         range in brackets.\n",
+         range in brackets; (a) and (b) alternate, one of each per round.\n",
         m.hello_wasm / 1024
     )?;
     writeln!(s, "| what | time |")?;
@@ -604,11 +637,14 @@ fn render(m: &Measured) -> Result<String> {
         s,
         "- (a) is measured from outside, as a user sees it: the benchmark sends the start \
          request on the control socket and long-polls `GET /apps/{{id}}/logs?wait_ms=` until the \
-         app's stdout line arrives. It includes the HTTP exchange, the per-app cgroup, \
-         `clone3` into new mount/pid/ipc/uts/net namespaces + `execve` of the worker, the whole \
+         app's stdout line arrives. It includes the HTTP exchange, the per-app cgroup, a \
+         `clone` into new mount/pid/ipc/uts/net namespaces + `execve` of the worker, the whole \
          confinement (empty root, rlimits, uid/caps, no_new_privs, landlock, seccomp), the \
          digest check of the code, loading, instantiating and running to the first line, and \
-         the log pipe back to the supervisor."
+         the log pipe back to the supervisor. Apps run in the worker devices run: \
+         `warden-worker` built without the compiler (no Cranelift), statically linked \
+         (static-pie), in the `run-only` profile; the release build with Cranelift compiled \
+         them at install (`wardend --worker … --compiler …`)."
     )?;
     writeln!(
         s,

@@ -119,7 +119,7 @@ fn run_on_device(
     package: &Path,
 ) -> Result<()> {
     let bin_dir = root.join("target/debug");
-    let daemon = Daemon::command(root, &bin_dir, dir, trust);
+    let daemon = Daemon::command(root, &bin_dir, dir, trust, None);
     println!(
         "\n==> start the supervisor on the simulated board\n$ {}",
         render(&daemon)

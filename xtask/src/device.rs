@@ -148,6 +148,72 @@ impl Warden {
     }
 }
 
+/// Builds the worker that devices run apps in: `warden-worker` without the `compile` feature
+/// (no Cranelift), statically linked (static-pie: no dynamic loader work at each start, still
+/// position independent), in the `run-only` profile for the host triple named explicitly —
+/// `target/<host>/run-only/`, never replacing the compiler build of `target/release/`, and the
+/// static flag reaches only target code, not build scripts or proc macros. It is told the
+/// engine fingerprint of `compiler` (a `warden-worker` with the compiler, built first): a
+/// run-only build cannot compute it. Debug and release builds share the fingerprint.
+pub(crate) fn build_run_only_worker(root: &Path, compiler: &Path) -> Result<PathBuf> {
+    let out = Command::new(compiler)
+        .arg("fingerprint")
+        .output()
+        .with_context(|| format!("running {} fingerprint", compiler.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} fingerprint failed: {}",
+            compiler.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let fingerprint = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let host = host_triple()?;
+    // The getrandom crate finds glibc's getrandom() through dlsym, which a static binary
+    // cannot do; it would then fall back to opening /dev/random, which the worker's empty root
+    // does not have. Named explicitly, it calls getrandom() (a syscall the profile allows).
+    let static_flags = "-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"";
+    let rustflags = match std::env::var("RUSTFLAGS") {
+        Ok(flags) if !flags.trim().is_empty() => format!("{flags} {static_flags}"),
+        _ => static_flags.to_owned(),
+    };
+    crate::step(
+        "build the run-only worker (no compiler, static-pie)",
+        crate::cargo(root)
+            .env("WARDEN_ENGINE_FINGERPRINT", &fingerprint)
+            .env("RUSTFLAGS", rustflags)
+            .args([
+                "build",
+                "--locked",
+                "--profile",
+                "run-only",
+                "--target",
+                &host,
+                "-p",
+                "warden-worker",
+                "--no-default-features",
+                "--bins",
+            ]),
+    )?;
+    Ok(root
+        .join("target")
+        .join(host)
+        .join("run-only/warden-worker"))
+}
+
+/// The triple rustc builds for by default (`rustc -vV`'s `host:`).
+fn host_triple() -> Result<String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .context("running rustc -vV")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV named no host triple")
+}
+
 /// Whether this process runs as root (the supervisor and its sandbox need it).
 pub(crate) fn is_root() -> bool {
     Command::new("id")
@@ -164,8 +230,16 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    /// The command that starts `wardend` from `bin_dir` with its state in `dir/state`.
-    pub(crate) fn command(root: &Path, bin_dir: &Path, dir: &Path, trust: &Path) -> Command {
+    /// The command that starts `wardend` from `bin_dir` with its state in `dir/state`. Apps
+    /// run in `run_only` (a worker built without the compiler, [`build_run_only_worker`]) if
+    /// given, and `bin_dir`'s `warden-worker` compiles them; otherwise that one does both.
+    pub(crate) fn command(
+        root: &Path,
+        bin_dir: &Path,
+        dir: &Path,
+        trust: &Path,
+        run_only: Option<&Path>,
+    ) -> Command {
         let mut daemon = Command::new(bin_dir.join("wardend"));
         daemon
             .arg("--state")
@@ -177,6 +251,8 @@ impl Daemon {
             .arg("--socket")
             .arg(dir.join("control.sock"))
             .arg("--worker")
+            .arg(run_only.map_or_else(|| bin_dir.join("warden-worker"), Path::to_path_buf))
+            .arg("--compiler")
             .arg(bin_dir.join("warden-worker"))
             .arg("--cgroup-parent")
             .arg(format!("warden-xtask-{}", std::process::id()));

@@ -80,6 +80,15 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         "tests",
         cargo(root).args(["test", "--workspace", "--locked"]),
     )?;
+    // The end-to-end tests once more with the worker devices run apps in: built without the
+    // compiler and statically linked (a different binary, with its own start-up path).
+    let run_only = device::build_run_only_worker(root, &root.join("target/debug/warden-worker"))?;
+    step(
+        "end-to-end tests with the run-only worker",
+        cargo(root).env("WARDEN_RUN_ONLY_WORKER", &run_only).args([
+            "test", "--locked", "-p", "wardend", "--test", "e2e", "--test", "storage",
+        ]),
+    )?;
     // The armv7 (Cortex-A7) build and its run under qemu-arm: a release build of wasmtime
     // for armv7 (about 3 minutes cold on 2 cores, incremental afterwards).
     cross::run(root, &[])?;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; both sides send it in their first message.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Supervisor → worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +72,9 @@ pub struct ConfinePlan {
     /// A storage directory descriptor is attached, and landlock grants it (and only it).
     pub storage: bool,
     pub seccomp: SeccompProfile,
+    /// The kind of code the worker will run (`None` for a compiler): only that kind's WASI
+    /// linker is built before seccomp, and a `Run` of another kind is refused.
+    pub runs: Option<CodeKind>,
 }
 
 /// One confinement step and what it achieved.

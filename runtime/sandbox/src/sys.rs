@@ -2,7 +2,7 @@
 //! upholds. Other modules are safe code.
 //!
 //! The calls here are the ones no safe wrapper in `nix`/`rustix` offers in the form we need:
-//! `clone3` with namespaces and a pidfd, `waitid(P_PIDFD)`, `pidfd_send_signal`, `close_range`,
+//! `clone` (shared memory, own stack) and `clone3` with namespaces and a pidfd, `waitid(P_PIDFD)`, `pidfd_send_signal`, `close_range`,
 //! the capability bounding set, and adopting descriptor 3.
 
 use std::ffi::{CStr, CString, c_char, c_int};
@@ -13,7 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `CLONE_INTO_CGROUP` (Linux 5.7), spelled here as the 64-bit flag `clone3` takes.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `CLONE_PIDFD` (Linux 5.2).
-const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_PIDFD: c_int = 0x1000;
+/// The stack the child runs on while it shares the parent's memory (`CLONE_VM`), until
+/// `execve`: it runs only [`child_after_clone`], a few kilobytes deep.
+const CHILD_STACK_BYTES: usize = 128 * 1024;
+/// Below that stack, never mapped accessible: an overflow faults instead of writing into
+/// whatever the parent has mapped there. 64 KiB covers every page size Linux uses on our
+/// targets.
+const CHILD_GUARD_BYTES: usize = 64 * 1024;
 /// Size of `struct clone_args` up to and including `cgroup` (`CLONE_ARGS_SIZE_VER2`).
 const CLONE_ARGS_SIZE_VER2: usize = 88;
 /// The descriptor a spawned worker finds its channel on.
@@ -45,14 +52,12 @@ struct CloneArgs {
 pub(crate) struct Namespaces;
 
 impl Namespaces {
-    fn flags() -> u64 {
-        // The libc constants are c_int; all are positive and below 2^31.
-        let flags = libc::CLONE_NEWNS
+    fn flags() -> c_int {
+        libc::CLONE_NEWNS
             | libc::CLONE_NEWPID
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS
-            | libc::CLONE_NEWNET;
-        u64::from(flags.unsigned_abs())
+            | libc::CLONE_NEWNET
     }
 }
 
@@ -65,7 +70,8 @@ pub(crate) struct RawSpawn<'a> {
     pub(crate) channel: BorrowedFd<'a>,
     /// Becomes descriptors 0, 1 and 2.
     pub(crate) devnull: BorrowedFd<'a>,
-    /// A cgroup v2 directory to start the child in (`CLONE_INTO_CGROUP`).
+    /// A cgroup v2 directory to start the child in (`CLONE_INTO_CGROUP`, which needs
+    /// `clone3` without `CLONE_VM`: the copying start, see [`spawn_process`]).
     pub(crate) cgroup: Option<BorrowedFd<'a>>,
     /// The `tasks` files of its cgroup v1 groups, open for writing: the child writes `0` to
     /// each, moving itself. A single thread moving itself skips the kernel's global
@@ -79,16 +85,26 @@ pub(crate) struct RawSpawn<'a> {
 pub(crate) enum SpawnFailure {
     /// Preparing in the parent (`what` names the call).
     Prepare(&'static str, io::Error),
-    /// `clone3` itself.
+    /// `clone3` / `clone` itself.
     Clone(io::Error),
     /// In the child, before or at `execve`; the child has been reaped.
     Child(&'static str, io::Error),
 }
 
-/// Starts `spawn.program` in new mount, pid, ipc, uts and net namespaces with `clone3` and execs
-/// it at once. Between `clone3` and `execve` the child runs only async-signal-safe calls on
-/// memory prepared before the clone (like `posix_spawn`), so no lock or allocator state of this
+/// Starts `spawn.program` in new mount, pid, ipc, uts and net namespaces and execs it at once.
+/// Between the clone and `execve` the child runs only async-signal-safe calls on memory
+/// prepared before the clone (like `posix_spawn`), so no lock or allocator state of this
 /// (possibly multi-threaded) process is touched there. Returns the child's pid and pidfd.
+///
+/// Two ways to clone, the same child:
+/// - usually `clone(CLONE_VM | CLONE_VFORK)` on a small private stack, as `posix_spawn` does:
+///   nothing of the supervisor's memory is copied, and the calling thread waits until the
+///   child has exec'd or failed. A copying start (`fork`-like) costs time in proportion to the
+///   supervisor's mapped memory — page tables copied, every page then write-protected and
+///   faulted back in by the supervisor — about 1 ms more per start with 8 MiB, 3 ms with 32.
+/// - with a cgroup v2 group, `clone3(CLONE_INTO_CGROUP)`, which places the child atomically
+///   (moving itself through `cgroup.procs` would take the kernel's global threadgroup lock);
+///   `clone3` has no way to run a function on a new stack, so that start copies.
 pub(crate) fn spawn_process(spawn: &RawSpawn<'_>) -> Result<(libc::pid_t, OwnedFd), SpawnFailure> {
     let argv: Vec<*const c_char> = spawn
         .argv
@@ -120,23 +136,30 @@ pub(crate) fn spawn_process(spawn: &RawSpawn<'_>) -> Result<(libc::pid_t, OwnedF
         .collect::<io::Result<Vec<OwnedFd>>>()
         .map_err(|e| SpawnFailure::Prepare("dup cgroup tasks", e))?;
     let v1_task_fds: Vec<RawFd> = v1_tasks.iter().map(AsRawFd::as_raw_fd).collect();
-
-    let mut pidfd: c_int = -1;
-    let mut args = CloneArgs {
-        flags: Namespaces::flags() | CLONE_PIDFD,
-        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
-        exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
-        ..CloneArgs::default()
+    let start = match spawn.cgroup {
+        Some(cgroup) => Start::IntoCgroup(cgroup),
+        None => Start::SharedMemory(
+            ChildStack::new().map_err(|e| SpawnFailure::Prepare("child stack", e))?,
+        ),
     };
-    if let Some(cgroup) = spawn.cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = u64::from(cgroup.as_raw_fd().unsigned_abs());
-    }
+
     // SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask, no flags).
     let mut default_action: libc::sigaction = unsafe { std::mem::zeroed() };
     default_action.sa_sigaction = libc::SIG_DFL;
+    let empty = libc_sigset_empty();
+    let inputs = ChildInputs {
+        program: spawn.program,
+        argv: &argv,
+        envp: &envp,
+        channel: channel.as_raw_fd(),
+        devnull: devnull.as_raw_fd(),
+        err_write: err_write.as_raw_fd(),
+        v1_tasks: &v1_task_fds,
+        default_action: &default_action,
+        empty: &empty,
+    };
 
-    // Block every signal around clone3 so that no handler of this process runs in the child
+    // Block every signal around the clone so that no handler of this process runs in the child
     // before it has reset the dispositions (the child unblocks after resetting).
     let mut previous = libc_sigset_empty();
     let mut full = libc_sigset_empty();
@@ -151,38 +174,64 @@ pub(crate) fn spawn_process(spawn: &RawSpawn<'_>) -> Result<(libc::pid_t, OwnedF
             io::Error::from_raw_os_error(blocked),
         ));
     }
-    let empty = libc_sigset_empty();
 
-    // SAFETY: `args` is a valid clone_args of CLONE_ARGS_SIZE_VER2 bytes that lives across the
-    // call; `pidfd` is a writable int. Without CLONE_VM the child gets a copy of this address
-    // space, so everything it touches below (argv/envp arrays, CStrings, `default_action`,
-    // `empty`, the raw descriptor numbers) was prepared before the call and stays valid.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of_mut!(args),
-            CLONE_ARGS_SIZE_VER2,
-        )
+    let mut pidfd: c_int = -1;
+    let ret = match &start {
+        Start::SharedMemory(stack) => {
+            let flags = Namespaces::flags()
+                | libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | CLONE_PIDFD
+                | libc::SIGCHLD;
+            // SAFETY: `child_entry` gets a pointer to `inputs`, which lives in this frame until
+            // after the call returns; with CLONE_VFORK this thread is suspended until the child
+            // has exec'd or exited, so the child's reads of `inputs` (and everything it points
+            // to) cannot race with anything of this thread. The child runs on `stack`, mapped
+            // for it alone, with a guard below. With CLONE_PIDFD, the kernel stores the pidfd
+            // in `pidfd` (the parent_tid argument), a writable int of this frame.
+            unsafe {
+                libc::clone(
+                    child_entry,
+                    stack.top(),
+                    flags,
+                    std::ptr::addr_of!(inputs).cast_mut().cast(),
+                    std::ptr::addr_of_mut!(pidfd),
+                )
+            }
+        }
+        Start::IntoCgroup(cgroup) => {
+            let mut args = CloneArgs {
+                flags: u64::from(Namespaces::flags().unsigned_abs())
+                    | u64::from(CLONE_PIDFD.unsigned_abs())
+                    | CLONE_INTO_CGROUP,
+                pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+                exit_signal: u64::from(libc::SIGCHLD.unsigned_abs()),
+                cgroup: u64::from(cgroup.as_raw_fd().unsigned_abs()),
+                ..CloneArgs::default()
+            };
+            // SAFETY: `args` is a valid clone_args of CLONE_ARGS_SIZE_VER2 bytes that lives
+            // across the call; `pidfd` is a writable int. Without CLONE_VM the child gets a
+            // copy of this address space, so everything it touches (`inputs` and what it
+            // points to) was prepared before the call and stays valid.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    std::ptr::addr_of_mut!(args),
+                    CLONE_ARGS_SIZE_VER2,
+                )
+            };
+            if ret == 0 {
+                child_after_clone(&inputs);
+            }
+            c_int::try_from(ret).unwrap_or(-1)
+        }
     };
-    if ret == 0 {
-        // The child. Only async-signal-safe calls from here to execve or _exit.
-        child_after_clone(
-            spawn.program,
-            &argv,
-            &envp,
-            channel.as_raw_fd(),
-            devnull.as_raw_fd(),
-            err_write.as_raw_fd(),
-            &v1_task_fds,
-            &default_action,
-            &empty,
-        );
-    }
     let clone_error = io::Error::last_os_error();
     // SAFETY: `previous` holds the mask read by the pthread_sigmask call above.
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
     }
+    drop(start);
     drop(err_write);
     drop(channel);
     drop(devnull);
@@ -190,9 +239,8 @@ pub(crate) fn spawn_process(spawn: &RawSpawn<'_>) -> Result<(libc::pid_t, OwnedF
     if ret < 0 {
         return Err(SpawnFailure::Clone(clone_error));
     }
-    let pid = libc::pid_t::try_from(ret)
-        .map_err(|_| SpawnFailure::Clone(io::Error::other("clone3 returned an impossible pid")))?;
-    // SAFETY: clone3 with CLONE_PIDFD succeeded, so `pidfd` is a new descriptor owned by us.
+    let pid: libc::pid_t = ret;
+    // SAFETY: the clone with CLONE_PIDFD succeeded, so `pidfd` is a new descriptor owned by us.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
 
     // The child writes [stage, errno] to the pipe if anything before exec failed; a successful
@@ -225,19 +273,98 @@ pub(crate) fn spawn_process(spawn: &RawSpawn<'_>) -> Result<(libc::pid_t, OwnedF
     ))
 }
 
-/// The child side of [`spawn_process`]. Never returns.
-#[allow(clippy::too_many_arguments)]
-fn child_after_clone(
-    program: &CStr,
-    argv: &[*const c_char],
-    envp: &[*const c_char],
+/// How the child is cloned (see [`spawn_process`]).
+enum Start<'a> {
+    /// `clone(CLONE_VM | CLONE_VFORK)` on this stack.
+    SharedMemory(ChildStack),
+    /// `clone3(CLONE_INTO_CGROUP)` into this cgroup v2 directory; a copying start.
+    IntoCgroup(BorrowedFd<'a>),
+}
+
+/// What the child needs, prepared before the clone. With `CLONE_VM` the child reads it through
+/// a pointer into the suspended parent's frame.
+struct ChildInputs<'a> {
+    program: &'a CStr,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
     channel: RawFd,
     devnull: RawFd,
     err_write: RawFd,
-    v1_tasks: &[RawFd],
-    default_action: &libc::sigaction,
-    empty: &libc::sigset_t,
-) -> ! {
+    v1_tasks: &'a [RawFd],
+    default_action: &'a libc::sigaction,
+    empty: &'a libc::sigset_t,
+}
+
+/// The child's private stack for the `CLONE_VM` start: mapped for one spawn, with an
+/// inaccessible guard below it, unmapped once the child has exec'd or exited.
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+impl ChildStack {
+    const LEN: usize = CHILD_GUARD_BYTES + CHILD_STACK_BYTES;
+
+    fn new() -> io::Result<ChildStack> {
+        // SAFETY: an anonymous private mapping at an address the kernel chooses touches no
+        // existing memory; the result is checked.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base };
+        // SAFETY: the first CHILD_GUARD_BYTES of the mapping made above belong to it alone.
+        if unsafe { libc::mprotect(base, CHILD_GUARD_BYTES, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The highest address (stacks grow down); page-aligned, so 16-byte aligned.
+    fn top(&self) -> *mut libc::c_void {
+        self.base.wrapping_byte_add(Self::LEN)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: `base` is this value's own mapping of LEN bytes; the child that used it has
+        // exec'd or exited (CLONE_VFORK), so nothing runs on it any more.
+        unsafe {
+            libc::munmap(self.base, Self::LEN);
+        }
+    }
+}
+
+/// The entry of the `CLONE_VM` child, on its private stack.
+extern "C" fn child_entry(inputs: *mut libc::c_void) -> c_int {
+    // SAFETY: `spawn_process` passes a pointer to its `ChildInputs`, valid and unchanged while
+    // this child runs (the parent thread is suspended until execve or exit).
+    let inputs = unsafe { &*inputs.cast::<ChildInputs<'_>>() };
+    child_after_clone(inputs)
+}
+
+/// The child side of [`spawn_process`]. Never returns.
+fn child_after_clone(inputs: &ChildInputs<'_>) -> ! {
+    let ChildInputs {
+        program,
+        argv,
+        envp,
+        channel,
+        devnull,
+        err_write,
+        v1_tasks,
+        default_action,
+        empty,
+    } = *inputs;
     let fail = |stage: u8| -> ! {
         // SAFETY: __errno_location returns this thread's errno slot; write and _exit are
         // async-signal-safe and get valid arguments.
@@ -249,7 +376,7 @@ fn child_after_clone(
         }
     };
     // SAFETY: every call below is async-signal-safe and gets descriptors or pointers prepared
-    // before clone3 (the argv/envp arrays end with a null pointer and point at live CStrings).
+    // before the clone (the argv/envp arrays end with a null pointer and point at live CStrings).
     unsafe {
         for signal in 1..NSIG {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {

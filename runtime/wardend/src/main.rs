@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use warden_sandbox::CgroupConfig;
 use wardend::device::DeviceConfig;
+use wardend::install::Compiler;
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
-use wardend::worker::{WorkerCompiler, WorkerLauncher};
+use wardend::worker::{WorkerCompiler, WorkerLauncher, engine_fingerprint};
 
 /// The Warden supervisor.
 #[derive(Debug, Parser)]
@@ -28,9 +29,15 @@ struct Args {
     /// The control API socket (mode 0600).
     #[arg(long, default_value = "/run/warden/control.sock")]
     socket: PathBuf,
-    /// The worker binary (default: `warden-worker` beside this binary).
+    /// The worker binary that runs apps (default: `warden-worker` beside this binary). A
+    /// run-only build (no compiler) is smaller and starts faster; see `--compiler`.
     #[arg(long)]
     worker: Option<PathBuf>,
+    /// The worker binary that compiles apps at install, in the same confinement (default: the
+    /// `--worker` binary). It must make code for the worker's engine: both binaries' engine
+    /// fingerprints must be equal, or wardend refuses to start.
+    #[arg(long)]
+    compiler: Option<PathBuf>,
     /// This device's id, for development unlock tokens.
     #[arg(long)]
     device_id: Option<String>,
@@ -55,6 +62,11 @@ fn main() -> Result<()> {
     };
     let worker = std::fs::canonicalize(&worker)
         .with_context(|| format!("worker binary {}", worker.display()))?;
+    let compiler = match &args.compiler {
+        Some(path) => std::fs::canonicalize(path)
+            .with_context(|| format!("compiler binary {}", path.display()))?,
+        None => worker.clone(),
+    };
     let cgroups = CgroupConfig {
         parent: args.cgroup_parent,
         ..CgroupConfig::default()
@@ -66,8 +78,19 @@ fn main() -> Result<()> {
         args.unlock.as_deref(),
     )?;
     let state = StateDir::open(&args.state)?;
-    let compiler =
-        WorkerCompiler::new(worker.clone(), cgroups.clone()).map_err(anyhow::Error::msg)?;
+    let compiler = WorkerCompiler::new(compiler, cgroups.clone()).map_err(anyhow::Error::msg)?;
+    if args.compiler.is_some() {
+        let runs = engine_fingerprint(&worker).map_err(anyhow::Error::msg)?;
+        if runs != compiler.fingerprint() {
+            bail!(
+                "the compiler {} makes code for engine {}, but the worker {} runs engine {runs}: \
+                 every app it compiled would be refused at load",
+                compiler.program.display(),
+                compiler.fingerprint(),
+                worker.display()
+            );
+        }
+    }
     let launcher = WorkerLauncher {
         program: worker,
         cgroups,

@@ -579,11 +579,12 @@ impl Supervisor {
         let entry = self.entry(id).ok()?;
         let mut slots = lock(&self.shared.slots);
         let slot = slots.get_mut(id)?;
-        slot.worker = None;
         if slot.generation != generation {
-            // Stopped on purpose: not a failure.
+            // Stopped on purpose: not a failure. The slot's worker, if any, is a newer
+            // generation's, started since: it is not ours to forget (its stop must find it).
             return None;
         }
+        slot.worker = None;
         let (failure, detail, backtrace) = match end {
             End::Clean => {
                 slot.status = Status::Exited;

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -96,13 +96,20 @@ fn sealed_copy(mut code: File, expected: &str) -> Result<(File, u64), String> {
     Ok((memfd, len))
 }
 
-/// Spawns a worker and has it confine itself; returns it ready for `Run` or `Compile`.
-fn start_confined(
-    program: &PathBuf,
+/// A worker that was sent its confinement plan and is confining itself.
+struct Confining {
+    child: SandboxChild,
+    channel: Channel,
+}
+
+/// Spawns a worker and sends it its plan; the caller may work on while it confines itself,
+/// then [`Confining::confined`].
+fn start_confining(
+    program: &Path,
     cgroup: Option<&AppCgroup>,
     plan: &ConfinePlan,
     storage: Option<&File>,
-) -> Result<(SandboxChild, Channel, Vec<String>), String> {
+) -> Result<Confining, String> {
     let (ours, theirs) = Channel::pair().map_err(|e| e.to_string())?;
     let mut request = SpawnRequest::new(program, theirs.as_fd());
     if let Some(cgroup) = cgroup {
@@ -110,38 +117,50 @@ fn start_confined(
     }
     let child = spawn(&request).map_err(|e| format!("spawn: {e}"))?;
     // Our copy of the worker's end must go, so its death closes the channel.
+    drop(request);
     drop(theirs);
     let fds: Vec<_> = storage.iter().map(|f| f.as_fd()).collect();
     ours.send(&ToWorker::Confine(plan.clone()), &fds)
         .map_err(|e| format!("sending the confinement plan: {e}"))?;
-    // A worker that neither confines itself nor fails in time is killed (dropping `child`)
-    // rather than holding up the app's monitor.
-    ours.set_recv_timeout(Some(CONFINE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let answer = ours.recv::<FromWorker>();
-    ours.set_recv_timeout(None).map_err(|e| e.to_string())?;
-    match answer {
-        Ok((FromWorker::Confined(report), _)) => {
-            let steps = report
-                .steps
-                .iter()
-                .map(|s| format!("{}: {} ({} µs)", s.step, s.detail, s.micros))
-                .collect();
-            Ok((child, ours, steps))
+    Ok(Confining {
+        child,
+        channel: ours,
+    })
+}
+
+impl Confining {
+    /// Waits for the worker's confinement report; returns it ready for `Run` or `Compile`,
+    /// with its steps as log lines. A worker that neither confines itself nor fails in time is
+    /// killed (dropping `child`) rather than holding up the app's monitor.
+    fn confined(self) -> Result<(SandboxChild, Channel, Vec<String>), String> {
+        let Confining { child, channel } = self;
+        channel
+            .set_recv_timeout(Some(CONFINE_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        let answer = channel.recv::<FromWorker>();
+        channel.set_recv_timeout(None).map_err(|e| e.to_string())?;
+        match answer {
+            Ok((FromWorker::Confined(report), _)) => {
+                let steps = report
+                    .steps
+                    .iter()
+                    .map(|s| format!("{}: {} ({} µs)", s.step, s.detail, s.micros))
+                    .collect();
+                Ok((child, channel, steps))
+            }
+            Ok((FromWorker::Failed { stage, message }, _)) => {
+                Err(format!("worker failed to {stage}: {message}"))
+            }
+            Ok((other, _)) => Err(format!("unexpected answer to `confine`: {other:?}")),
+            Err(e) => Err(format!(
+                "no answer to `confine` within {CONFINE_TIMEOUT:?}: {e}"
+            )),
         }
-        Ok((FromWorker::Failed { stage, message }, _)) => {
-            Err(format!("worker failed to {stage}: {message}"))
-        }
-        Ok((other, _)) => Err(format!("unexpected answer to `confine`: {other:?}")),
-        Err(e) => Err(format!(
-            "no answer to `confine` within {CONFINE_TIMEOUT:?}: {e}"
-        )),
     }
 }
 
 impl Launcher for WorkerLauncher {
     fn launch(&self, spec: LaunchSpec, log: Log) -> Result<Arc<dyn RunningWorker>, String> {
-        let (code, code_bytes) = sealed_copy(spec.code, &spec.code_sha256)?;
         let cgroup = AppCgroup::create(
             &self.cgroups,
             &cgroup_name(&format!("app-{}", spec.app)),
@@ -171,16 +190,18 @@ impl Launcher for WorkerLauncher {
             } else {
                 SeccompProfile::Worker
             },
+            runs: Some(spec.kind),
         };
-        let (child, channel, steps) = start_confined(
+        let confining = start_confining(
             &self.program,
             Some(&cgroup),
             &plan,
             spec.storage.as_ref().map(|s| &s.dir),
         )?;
-        for step in steps {
-            log.push(Stream::Supervisor, format!("confined: {step}").as_bytes());
-        }
+        // While the worker execs and confines itself: the code, hashed into a sealed copy, and
+        // the run request, queued behind the plan (the worker takes it, and the code's
+        // descriptor with it, only once confined).
+        let (code, code_bytes) = sealed_copy(spec.code, &spec.code_sha256)?;
         let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| format!("pipe: {e}"))?;
         let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -195,13 +216,18 @@ impl Launcher for WorkerLauncher {
             watchdog_ms: spec.watchdog_ms,
             storage_quota_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
         };
-        channel
-            .send(
-                &ToWorker::Run(request),
-                &[code.as_fd(), out_w.as_fd(), err_w.as_fd()],
-            )
-            .map_err(|e| format!("sending the run request: {e}"))?;
+        let sent = confining.channel.send(
+            &ToWorker::Run(request),
+            &[code.as_fd(), out_w.as_fd(), err_w.as_fd()],
+        );
         drop((out_w, err_w, code));
+        // A worker that failed to confine itself says why; that is the error to report, not
+        // the refused send.
+        let (child, channel, steps) = confining.confined()?;
+        sent.map_err(|e| format!("sending the run request: {e}"))?;
+        for step in steps {
+            log.push(Stream::Supervisor, format!("confined: {step}").as_bytes());
+        }
         let pumps = [(Stream::Stdout, out_r), (Stream::Stderr, err_r)]
             .into_iter()
             .map(|(stream, fd): (Stream, OwnedFd)| {
@@ -371,20 +397,9 @@ pub struct WorkerCompiler {
 }
 
 impl WorkerCompiler {
-    /// Asks the worker binary (unconfined, no app bytes involved) for its engine fingerprint.
+    /// Asks the compiler binary (unconfined, no app bytes involved) for its engine fingerprint.
     pub fn new(program: PathBuf, cgroups: CgroupConfig) -> Result<WorkerCompiler, String> {
-        let out = std::process::Command::new(&program)
-            .arg("fingerprint")
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} fingerprint failed: {}",
-                program.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let fingerprint = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let fingerprint = engine_fingerprint(&program)?;
         Ok(WorkerCompiler {
             program,
             cgroups,
@@ -392,6 +407,23 @@ impl WorkerCompiler {
             fingerprint,
         })
     }
+}
+
+/// The engine fingerprint of a worker binary (`warden-worker fingerprint`): which precompiled
+/// code it makes or loads. Runs no app code and reads no app bytes.
+pub fn engine_fingerprint(program: &Path) -> Result<String, String> {
+    let out = std::process::Command::new(program)
+        .arg("fingerprint")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} fingerprint failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The wasmtime target this device's workers run code for: the host's own architecture, or
@@ -442,8 +474,10 @@ impl WorkerCompiler {
             },
             storage: false,
             seccomp: SeccompProfile::Compiler,
+            runs: None,
         };
-        let (mut child, channel, _) = start_confined(&self.program, Some(&cgroup), &plan, None)?;
+        let (mut child, channel, _) =
+            start_confining(&self.program, Some(&cgroup), &plan, None)?.confined()?;
         channel
             .send(
                 &ToWorker::Compile(CompileRequest { target: None }),

@@ -438,3 +438,41 @@ fn sigkill_during_install_never_leaves_a_half_installed_app() {
         "committed {committed}, cut {cut} (an install took {install_time:?})"
     );
 }
+
+/// A worker whose engine is not the compiler's would refuse every app the compiler made:
+/// wardend refuses to start with that pair, naming both.
+#[test]
+fn a_worker_for_another_engine_than_the_compilers_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let other = f.tmp.path().join("other-worker");
+    std::fs::write(
+        &other,
+        "#!/bin/sh\necho wasmtime-0.0.0/x86_64-linux/other\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wardend"))
+        .arg("--state")
+        .arg(&f.state_path)
+        .arg("--board")
+        .arg(common::repo().join("buildroot-overlay/board/warden-sim/board.json"))
+        .arg("--trust")
+        .arg(f.tmp.path().join("trust.json"))
+        .arg("--socket")
+        .arg(f.tmp.path().join("refused.sock"))
+        .arg("--worker")
+        .arg(&other)
+        .arg("--compiler")
+        .arg(common::daemon::worker_binary())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "wardend started: {stderr}");
+    assert!(
+        stderr.contains("wasmtime-0.0.0/x86_64-linux/other")
+            && stderr.contains("every app it compiled would be refused"),
+        "{stderr}"
+    );
+    assert!(!f.tmp.path().join("refused.sock").exists());
+}

@@ -130,6 +130,33 @@ fn a_crash_loop_backs_off_then_quarantines_with_reports() {
     );
 }
 
+/// A stopped worker that is reaped only after the app was started again must not make the
+/// supervisor forget the new worker: the next stop has to find and kill it. (Found by the
+/// benchmark's start/stop cycles: a worker survived the last stop.)
+#[test]
+fn a_slow_reap_of_a_stopped_worker_does_not_orphan_the_next_one() {
+    let f = fixture();
+    let script = Script::default();
+    *script.reap_delay.lock().unwrap() = Duration::from_millis(100);
+    let sup = supervisor(&f, &script);
+    sup.install(&pack(&f, &manifest(APP_A, "$SAMPLE_LED"), 1, None)[..])
+        .unwrap();
+    let running = || matches!(sup.app(APP_A).unwrap().status, Status::Running { .. });
+    wait_for("running", running);
+    for _ in 0..3 {
+        sup.stop(APP_A).unwrap();
+        sup.start(APP_A).unwrap();
+        wait_for("running again", running);
+        // The stopped worker's monitor ends now, after the new worker took its place.
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    sup.stop(APP_A).unwrap();
+    wait_for("every worker killed", || {
+        script.alive.load(std::sync::atomic::Ordering::SeqCst) == 0
+    });
+    assert_eq!(script.launches.lock().unwrap().len(), 4);
+}
+
 #[test]
 fn a_stop_during_backoff_cancels_the_restart() {
     let f = fixture();

@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         storage_quota_bytes: None,
     };
 
-    let prepared = Prepared::new()?;
+    let prepared = Prepared::new(request.kind)?;
     // ---- seccomp would be installed here ----
     let _ = rustix::process::getppid();
     let outcome = prepared.run(&request, code, stdout, stderr, storage)?;

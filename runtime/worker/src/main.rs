@@ -127,13 +127,18 @@ fn serve(channel: &Channel) -> Result<(), Failure> {
     }
     let storage = fds.pop();
 
-    let compiler = plan.seccomp == SeccompProfile::Compiler;
     let mut prepared = None;
     let report = confine(&plan, storage.as_ref(), || {
-        if compiler {
-            prepare_compiler()?;
-        } else {
-            prepared = Some(Prepared::new()?);
+        match (plan.seccomp, plan.runs) {
+            (SeccompProfile::Compiler, None) => prepare_compiler()?,
+            (SeccompProfile::Worker | SeccompProfile::WorkerStorage, Some(kind)) => {
+                prepared = Some(Prepared::new(kind)?);
+            }
+            (profile, runs) => {
+                return Err(anyhow!(
+                    "a plan for the {profile:?} profile that runs {runs:?} is contradictory"
+                ));
+            }
         }
         Ok(())
     })

@@ -47,6 +47,8 @@ pub enum RunError {
     Storage(std::io::Error),
     #[error("cannot preopen the storage directory as {STORAGE_GUEST_PATH}: {0}")]
     Preopen(String),
+    #[error("this worker was prepared to run a {prepared:?}, but the code is a {code:?}")]
+    KindMismatch { prepared: CodeKind, code: CodeKind },
 }
 
 /// How long each step of [`Prepared::run_measured`] took.
@@ -85,11 +87,16 @@ impl WasiView for ComponentHost {
     }
 }
 
-/// A worker ready to run one app: engine, linkers, runtime and watchdog signal handler built.
+/// The WASI linker for the one kind of code a worker runs.
+enum Linkers {
+    Module(Linker<ModuleHost>),
+    Component(wasmtime::component::Linker<ComponentHost>),
+}
+
+/// A worker ready to run one app: engine, linker, runtime and watchdog signal handler built.
 pub struct Prepared {
     engine: Engine,
-    modules: Linker<ModuleHost>,
-    components: wasmtime::component::Linker<ComponentHost>,
+    linker: Linkers,
     /// Never dropped: its shutdown wakes a condition variable (`futex`), a syscall the worker's
     /// steady state would otherwise not need, and the worker exits right after its one run.
     runtime: ManuallyDrop<tokio::runtime::Runtime>,
@@ -104,28 +111,37 @@ impl std::fmt::Debug for Prepared {
 impl Prepared {
     /// Builds everything that needs more than the steady state's syscalls, reading no app
     /// byte: the engine (wasmtime installs its trap handlers here), the SIGALRM handler, the
-    /// WASI p1 and p2 linkers, a current-thread tokio runtime with only the timer driver, and
-    /// a throwaway WASI context (seeds the thread's random generator and hash keys). Call it
-    /// in the sandbox's before-seccomp hook, on the main thread; it starts no thread.
-    pub fn new() -> Result<Prepared, PrepareError> {
+    /// WASI linker for `kind` (preview 1 for modules, 0.2 for components; only that one), a
+    /// current-thread tokio runtime with only the timer driver, and a throwaway WASI context
+    /// (seeds the thread's random generator and hash keys). Call it in the sandbox's
+    /// before-seccomp hook, on the main thread; it starts no thread.
+    pub fn new(kind: CodeKind) -> Result<Prepared, PrepareError> {
         let engine = engine::runtime_engine().map_err(|e| PrepareError::Engine(e.to_string()))?;
         sys::install_tick_handler().map_err(PrepareError::Signal)?;
 
-        let mut modules = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |host: &mut ModuleHost| {
-            &mut host.wasi
-        })
-        .map_err(|e| PrepareError::Link {
-            kind: "module",
-            message: outcome::message(&e),
-        })?;
-        let mut components = wasmtime::component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut components).map_err(|e| {
-            PrepareError::Link {
-                kind: "component",
-                message: outcome::message(&e),
+        let linker = match kind {
+            CodeKind::Module => {
+                let mut modules = Linker::new(&engine);
+                wasmtime_wasi::p1::add_to_linker_async(&mut modules, |host: &mut ModuleHost| {
+                    &mut host.wasi
+                })
+                .map_err(|e| PrepareError::Link {
+                    kind: "module",
+                    message: outcome::message(&e),
+                })?;
+                Linkers::Module(modules)
             }
-        })?;
+            CodeKind::Component => {
+                let mut components = wasmtime::component::Linker::new(&engine);
+                wasmtime_wasi::p2::add_to_linker_async(&mut components).map_err(|e| {
+                    PrepareError::Link {
+                        kind: "component",
+                        message: outcome::message(&e),
+                    }
+                })?;
+                Linkers::Component(components)
+            }
+        };
 
         // wasmtime-wasi otherwise builds a multi-threaded runtime on first use, and a worker
         // under seccomp dies on clone3. The timer driver serves WASI sleeps; there is no I/O
@@ -138,10 +154,17 @@ impl Prepared {
         drop(WasiCtxBuilder::new().build());
         Ok(Prepared {
             engine,
-            modules,
-            components,
+            linker,
             runtime: ManuallyDrop::new(runtime),
         })
+    }
+
+    /// The kind of code this worker was prepared to run.
+    pub fn kind(&self) -> CodeKind {
+        match self.linker {
+            Linkers::Module(_) => CodeKind::Module,
+            Linkers::Component(_) => CodeKind::Component,
+        }
     }
 
     /// Runs the app in `code` (see [`Prepared::run_measured`]).
@@ -178,6 +201,13 @@ impl Prepared {
         stderr: File,
         storage: Option<OwnedFd>,
     ) -> Result<(Outcome, Timings), RunError> {
+        let prepared = self.kind();
+        if request.kind != prepared {
+            return Err(RunError::KindMismatch {
+                prepared,
+                code: request.kind,
+            });
+        }
         let mut timings = Timings::default();
         let started = Instant::now();
         let verified = match artefact::verify(
@@ -211,8 +241,8 @@ impl Prepared {
         let budget = MemoryBudget::new(request.memory_limit_bytes);
         let watchdog_ms = request.watchdog_ms;
         let loading = Instant::now();
-        match request.kind {
-            CodeKind::Module => {
+        match &self.linker {
+            Linkers::Module(modules) => {
                 let loaded = sys::load_module(&self.engine, &verified);
                 drop((verified, code));
                 let module = match loaded {
@@ -228,10 +258,11 @@ impl Prepared {
                     },
                 );
                 let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;
-                let outcome = self.run_module(store, &module, ticks, watchdog_ms, &mut timings);
+                let outcome =
+                    self.run_module(modules, store, &module, ticks, watchdog_ms, &mut timings);
                 Ok((outcome, timings))
             }
-            CodeKind::Component => {
+            Linkers::Component(components) => {
                 let loaded = sys::load_component(&self.engine, &verified);
                 drop((verified, code));
                 let component = match loaded {
@@ -248,8 +279,14 @@ impl Prepared {
                     },
                 );
                 let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;
-                let outcome =
-                    self.run_component(store, &component, ticks, watchdog_ms, &mut timings);
+                let outcome = self.run_component(
+                    components,
+                    store,
+                    &component,
+                    ticks,
+                    watchdog_ms,
+                    &mut timings,
+                );
                 Ok((outcome, timings))
             }
         }
@@ -257,6 +294,7 @@ impl Prepared {
 
     fn run_module(
         &self,
+        modules: &Linker<ModuleHost>,
         mut store: Store<ModuleHost>,
         module: &Module,
         ticks: u64,
@@ -267,7 +305,7 @@ impl Prepared {
         watch(&mut store, ticks);
         let instantiating = Instant::now();
         let result = self.runtime.block_on(async {
-            let instance = match self.modules.instantiate_async(&mut store, module).await {
+            let instance = match modules.instantiate_async(&mut store, module).await {
                 Ok(instance) => instance,
                 Err(e) => return Err(Phase::Instantiate(e)),
             };
@@ -290,6 +328,7 @@ impl Prepared {
 
     fn run_component(
         &self,
+        components: &wasmtime::component::Linker<ComponentHost>,
         mut store: Store<ComponentHost>,
         component: &Component,
         ticks: u64,
@@ -300,11 +339,11 @@ impl Prepared {
         watch(&mut store, ticks);
         let instantiating = Instant::now();
         let result = self.runtime.block_on(async {
-            let command =
-                match Command::instantiate_async(&mut store, component, &self.components).await {
-                    Ok(command) => command,
-                    Err(e) => return Err(Phase::Instantiate(e)),
-                };
+            let command = match Command::instantiate_async(&mut store, component, components).await
+            {
+                Ok(command) => command,
+                Err(e) => return Err(Phase::Instantiate(e)),
+            };
             timings.instantiate = instantiating.elapsed();
             let executing = Instant::now();
             let result = command.wasi_cli_run().call_run(&mut store).await;

@@ -171,6 +171,8 @@ pub(crate) fn run_probe(attempt: &str, stage: Stage, profile: SeccompProfile) ->
         },
         storage: true,
         seccomp: profile,
+        // The probe is native code; it runs no WebAssembly.
+        runs: None,
     };
     supervisor
         .send(&ToWorker::Confine(plan), &[storage_fd.as_fd()])

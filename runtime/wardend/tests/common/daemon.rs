@@ -15,6 +15,19 @@ pub fn require_root(why: &str) {
 }
 
 /// The worker binary beside the test's own target directory.
+/// The worker devices run apps in (built without the compiler, statically linked), when
+/// `WARDEN_RUN_ONLY_WORKER` names it (`cargo xtask test` runs these tests once more that way);
+/// otherwise the test build's own worker runs apps as well as compiling them.
+pub fn run_only_worker() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("WARDEN_RUN_ONLY_WORKER")?);
+    assert!(
+        path.is_file(),
+        "WARDEN_RUN_ONLY_WORKER={} is missing",
+        path.display()
+    );
+    Some(path)
+}
+
 pub fn worker_binary() -> PathBuf {
     // target/<profile>/deps/<test>-… → target/<profile>/warden-worker
     let exe = std::env::current_exe().unwrap();
@@ -52,6 +65,8 @@ impl Daemon {
             .arg("--socket")
             .arg(&socket)
             .arg("--worker")
+            .arg(run_only_worker().unwrap_or_else(worker_binary))
+            .arg("--compiler")
             .arg(worker_binary())
             .arg("--cgroup-parent")
             .arg(format!(

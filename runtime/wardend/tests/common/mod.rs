@@ -168,6 +168,10 @@ pub fn device(f: &Fixture) -> DeviceConfig {
 pub struct Script {
     pub plan: Arc<Mutex<VecDeque<Option<End>>>>,
     pub launches: Arc<Mutex<Vec<LaunchSpecSummary>>>,
+    /// How long a killed worker takes to be reaped (its `wait` to return after `kill`).
+    pub reap_delay: Arc<Mutex<Duration>>,
+    /// Workers launched to run until killed that have not been killed yet.
+    pub alive: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Clone, Debug)]
@@ -181,6 +185,8 @@ pub struct FakeWorker {
     end: Option<End>,
     killed: Mutex<bool>,
     cond: Condvar,
+    reap_delay: Duration,
+    alive: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RunningWorker for FakeWorker {
@@ -188,7 +194,11 @@ impl RunningWorker for FakeWorker {
         4242
     }
     fn kill(&self) {
-        *self.killed.lock().unwrap() = true;
+        let mut killed = self.killed.lock().unwrap();
+        if self.end.is_none() && !*killed {
+            self.alive.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        *killed = true;
         self.cond.notify_all();
     }
     fn wait(&self) -> End {
@@ -200,6 +210,8 @@ impl RunningWorker for FakeWorker {
         while !*killed {
             killed = self.cond.wait(killed).unwrap();
         }
+        drop(killed);
+        std::thread::sleep(self.reap_delay);
         End::Failed {
             failure: FailureKind::Signal { signal: 9 },
             detail: "killed".into(),
@@ -220,10 +232,15 @@ impl Launcher for Script {
             uid: spec.uid,
         });
         let end = self.plan.lock().unwrap().pop_front().unwrap_or(None);
+        if end.is_none() {
+            self.alive.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Ok(Arc::new(FakeWorker {
             end,
             killed: Mutex::new(false),
             cond: Condvar::new(),
+            reap_delay: *self.reap_delay.lock().unwrap(),
+            alive: Arc::clone(&self.alive),
         }))
     }
 }

@@ -112,7 +112,7 @@ pub fn run_code(request: &RunRequest, code: File, storage: Option<OwnedFd>) -> R
     let mut stdout = tempfile::tempfile().expect("stdout file");
     let mut stderr = tempfile::tempfile().expect("stderr file");
     let started = Instant::now();
-    let prepared = Prepared::new().expect("prepares");
+    let prepared = Prepared::new(request.kind).expect("prepares");
     let prepare = started.elapsed();
     let (outcome, timings) = prepared
         .run_measured(
