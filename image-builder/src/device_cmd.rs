@@ -220,10 +220,24 @@ fn human(cmd: &DeviceApiCommand, value: &Value) {
                 output::line("the app has no MutableStorage");
             } else {
                 output::line(format!(
-                    "used {} of {} bytes",
+                    "used {} of {} bytes ({} available); {}",
                     text(value, "used_bytes"),
-                    text(value, "quota_bytes")
+                    text(value, "quota_bytes"),
+                    text(value, "available_bytes"),
+                    if value["enforced"].as_bool() == Some(true) {
+                        format!("a hard limit ({})", text(value, "backing"))
+                    } else {
+                        format!("NOT enforced ({})", text(value, "backing"))
+                    }
                 ));
+                if let Some(requested) = value["requested_quota_bytes"].as_u64() {
+                    output::line(format!(
+                        "the manifest asks for {requested} bytes, not yet in force"
+                    ));
+                }
+                if let Some(reason) = value["reason"].as_str() {
+                    output::line(format!("why: {reason}"));
+                }
             }
         }
         DeviceApiCommand::App(_) => {

@@ -177,9 +177,16 @@ fn run_ok(cmd: &mut Command) -> Result<()> {
 /// Median wall time of spawning `cmd` to completion, after one warm-up run; every run must
 /// succeed.
 fn median_wall(cmd: &mut Command) -> Result<Duration> {
-    run_ok(cmd)?;
-    let mut times = Vec::with_capacity(PROCESS_RUNS);
-    for _ in 0..PROCESS_RUNS {
+    let mut times = wall_times(cmd, PROCESS_RUNS)?;
+    times.sort_unstable();
+    Ok(times[times.len() / 2])
+}
+
+/// Wall times of `runs` runs of `cmd`, spawn to exit, after one warm-up run; every run must
+/// succeed.
+pub(crate) fn wall_times(cmd: &mut Command, runs: usize) -> Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..=runs {
         let start = Instant::now();
         let out = cmd
             .output()
@@ -188,10 +195,11 @@ fn median_wall(cmd: &mut Command) -> Result<Duration> {
         if !out.status.success() {
             bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        times.push(elapsed);
+        if run > 0 {
+            times.push(elapsed);
+        }
     }
-    times.sort_unstable();
-    Ok(times[times.len() / 2])
+    Ok(times)
 }
 
 fn human_size(bytes: u64) -> String {

@@ -427,21 +427,7 @@ fn first_line_and_exit(cmd: &mut Command) -> Result<(Duration, Duration)> {
 /// Spawn-to-exit times of `cmd`, after one warm-up; every run must succeed.
 fn spawn_to_exit(cmd: &mut Command) -> Result<Spread> {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut times = Vec::with_capacity(RUNS);
-    for run in 0..=RUNS {
-        let started = Instant::now();
-        let out = cmd
-            .output()
-            .with_context(|| format!("could not run {cmd:?}"))?;
-        let elapsed = started.elapsed();
-        if !out.status.success() {
-            bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        if run > 0 {
-            times.push(elapsed);
-        }
-    }
-    Spread::of(times)
+    Spread::of(crate::bench::wall_times(cmd, RUNS)?)
 }
 
 fn proc_memory(pid: u32) -> Result<ProcMemory> {

@@ -15,7 +15,18 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 pub(crate) fn ensure_tools(root: &Path) -> Result<()> {
     ensure_rust_targets(root)?;
     ensure_cargo_fuzz()?;
-    ensure_commands(&[("openssl", "openssl"), ("sha256sum", "coreutils")])
+    ensure_commands(&[
+        ("openssl", "openssl"),
+        ("sha256sum", "coreutils"),
+        // Each app's storage is a loop-mounted ext4 image (`wardend`'s storage module); without
+        // these it falls back to a plain directory and the quota tests fail.
+        ("mke2fs", "e2fsprogs"),
+        ("tune2fs", "e2fsprogs"),
+        ("e2fsck", "e2fsprogs"),
+        ("resize2fs", "e2fsprogs"),
+        ("mount", "mount"),
+        ("umount", "mount"),
+    ])
 }
 
 /// Adds the Rust targets to the pinned toolchain (rustup reads `rust-toolchain.toml` from `root`).
@@ -140,11 +151,13 @@ fn ensure_files(files: &[(&str, &str)]) -> Result<()> {
 
 /// Installs Debian packages for commands that are missing.
 pub(crate) fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = commands
+    let mut missing: Vec<&str> = commands
         .iter()
         .filter(|(cmd, _)| !command_exists(cmd))
         .map(|(_, package)| *package)
         .collect();
+    missing.sort_unstable();
+    missing.dedup();
     apt_install(&missing)
 }
 

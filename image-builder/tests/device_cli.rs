@@ -1,0 +1,84 @@
+//! `warden device …` against a stand-in for wardend's control socket: what the CLI prints for
+//! the supervisor's answers.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+
+/// Serves one request on `socket` with `body` (200, JSON); returns the request line.
+fn answer_once(socket: &std::path::Path, body: &'static str) -> std::thread::JoinHandle<String> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        first
+    })
+}
+
+fn quota(body: &'static str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let server = answer_once(&socket, body);
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["device", "--socket"])
+        .arg(&socket)
+        .args(["app", "quota", "app-1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (
+        server.join().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn quota_says_whether_it_is_a_hard_limit() {
+    let (request, out) = quota(
+        r#"{"quota_bytes":65536,"used_bytes":4096,"available_bytes":61440,"enforced":true,"backing":"ext4-image"}"#,
+    );
+    assert_eq!(request, "GET /apps/app-1/quota HTTP/1.1\r\n");
+    assert_eq!(
+        out.trim(),
+        "used 4096 of 65536 bytes (61440 available); a hard limit (ext4-image)"
+    );
+}
+
+#[test]
+fn quota_not_enforced_says_so_and_why() {
+    let (_, out) = quota(
+        r#"{"quota_bytes":65536,"used_bytes":0,"available_bytes":65536,"enforced":false,"backing":"directory","requested_quota_bytes":131072,"reason":"no loop devices"}"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "used 0 of 65536 bytes (65536 available); NOT enforced (directory)",
+            "the manifest asks for 131072 bytes, not yet in force",
+            "why: no loop devices",
+        ]
+    );
+}
+
+#[test]
+fn quota_of_an_app_without_storage() {
+    let (_, out) = quota(r#"{"storage":null}"#);
+    assert_eq!(out.trim(), "the app has no MutableStorage");
+}
