@@ -179,6 +179,7 @@ mod tests {
             memory_limit_bytes: 1 << 20,
             watchdog_ms: 1000,
             storage_quota_bytes: None,
+            broker: false,
         })
     }
 

@@ -21,10 +21,15 @@
 //! ```
 //!
 //! A worker that cannot go on says [`FromWorker::Failed`] with the stage, then exits non-zero.
+//!
+//! While an app runs, its worker asks for devices on a second socket ([`broker`]); resources
+//! of the simulated board speak [`sim`] over the descriptors the broker hands out.
 #![forbid(unsafe_code)]
 
+pub mod broker;
 mod channel;
 mod messages;
+pub mod sim;
 
 pub use channel::{Channel, IpcError, MAX_FDS, MAX_MESSAGE};
 pub use messages::{

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; both sides send it in their first message.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Supervisor → worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,7 +13,7 @@ pub enum ToWorker {
     /// Confine yourself. Attached: the app's storage directory, if `plan.storage`.
     Confine(ConfinePlan),
     /// Run the app. Attached, in order: the code (a sealed memfd or read-only file), stdout,
-    /// stderr.
+    /// stderr, and the broker socket if `request.broker`.
     Run(RunRequest),
     /// Compile WebAssembly into a precompiled artefact. Attached: input (wasm), output.
     Compile(CompileRequest),
@@ -44,6 +44,10 @@ pub enum SeccompProfile {
     Worker,
     /// Running an app with `MutableStorage`: adds the file-system calls on its directory.
     WorkerStorage,
+    /// Running an app granted peripherals: adds the calls its device descriptors need.
+    WorkerDevices,
+    /// Both of the above.
+    WorkerStorageDevices,
     /// Compiling WebAssembly: no rights at all beyond its two descriptors.
     Compiler,
 }
@@ -126,6 +130,9 @@ pub struct RunRequest {
     pub watchdog_ms: u64,
     /// `MutableStorage` quota; `None` when the app has no storage.
     pub storage_quota_bytes: Option<u64>,
+    /// A broker socket is attached (fourth): the app is granted peripherals and asks for them
+    /// there ([`crate::broker`]). Without it every device `open` is refused `not-granted`.
+    pub broker: bool,
 }
 
 /// Compile WebAssembly.

@@ -119,6 +119,8 @@ pub(crate) fn profile_name(profile: SeccompProfile) -> &'static str {
     match profile {
         SeccompProfile::Worker => "worker",
         SeccompProfile::WorkerStorage => "worker_storage",
+        SeccompProfile::WorkerDevices => "worker_devices",
+        SeccompProfile::WorkerStorageDevices => "worker_storage_devices",
         SeccompProfile::Compiler => "compiler",
     }
 }

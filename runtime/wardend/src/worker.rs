@@ -215,6 +215,7 @@ impl Launcher for WorkerLauncher {
             memory_limit_bytes: spec.memory_limit_bytes,
             watchdog_ms: spec.watchdog_ms,
             storage_quota_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
+            broker: false,
         };
         let sent = confining.channel.send(
             &ToWorker::Run(request),

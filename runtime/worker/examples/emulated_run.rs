@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<ExitCode> {
         memory_limit_bytes: 64 << 20,
         watchdog_ms: 10_000,
         storage_quota_bytes: None,
+        broker: false,
     };
     let stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let stderr = File::from(std::io::stderr().as_fd().try_clone_to_owned()?);

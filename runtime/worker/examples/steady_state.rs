@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         memory_limit_bytes: 64 << 20,
         watchdog_ms: 1000,
         storage_quota_bytes: None,
+        broker: false,
     };
 
     let prepared = Prepared::new(request.kind)?;

@@ -131,7 +131,13 @@ fn serve(channel: &Channel) -> Result<(), Failure> {
     let report = confine(&plan, storage.as_ref(), || {
         match (plan.seccomp, plan.runs) {
             (SeccompProfile::Compiler, None) => prepare_compiler()?,
-            (SeccompProfile::Worker | SeccompProfile::WorkerStorage, Some(kind)) => {
+            (
+                SeccompProfile::Worker
+                | SeccompProfile::WorkerStorage
+                | SeccompProfile::WorkerDevices
+                | SeccompProfile::WorkerStorageDevices,
+                Some(kind),
+            ) => {
                 prepared = Some(Prepared::new(kind)?);
             }
             (profile, runs) => {

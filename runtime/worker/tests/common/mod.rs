@@ -86,6 +86,7 @@ pub fn request(artefact: &Artefact) -> RunRequest {
         memory_limit_bytes: 16 << 20,
         watchdog_ms: 1000,
         storage_quota_bytes: None,
+        broker: false,
     }
 }
 
