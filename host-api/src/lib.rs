@@ -3,4 +3,34 @@
 //! An app opens a peripheral by its hardware-definition name; the host asks the capability
 //! broker (the supervisor) through an [`Opener`], and uses only the descriptors the broker
 //! hands back. It knows the resource it was given, not the policy that granted it.
-#![forbid(unsafe_code)]
+//!
+//! The worker's whole use of this crate:
+//!
+//! ```text
+//! Prepared::new (before seccomp)   add_to_linker(&mut component_linker, |host| &mut host.devices)
+//! Prepared::run (after seccomp)    Devices::new(BrokerClient::new(broker) or NoBroker, stderr)
+//! ```
+//!
+//! One module per WIT interface (`gpio`, `i2c`, `spi`, `uart`, `adc`, `pwm`, `log`; `intercore`,
+//! `sysevent` and `power` in `unavailable`); each resource speaks either the simulated board's
+//! protocol over its descriptor (`sim`) or the Linux device interface (`linux`). Every `unsafe`
+//! block of the crate is in `linux/sys.rs`.
+#![deny(unsafe_code)]
+
+mod adc;
+pub mod bindings;
+mod devices;
+mod error;
+mod gpio;
+mod i2c;
+mod linux;
+mod log;
+mod opener;
+mod pwm;
+mod sim;
+mod spi;
+mod uart;
+mod unavailable;
+
+pub use devices::{Devices, add_to_linker};
+pub use opener::{BrokerClient, NoBroker, Opener};

@@ -31,6 +31,14 @@ enum Command {
         #[command(subcommand)]
         cmd: DeviceCommand,
     },
+    /// The simulated board of a running device: see and drive its peripherals (the same as
+    /// `warden device sim …`).
+    Sim {
+        #[command(flatten)]
+        conn: crate::device_cmd::Connection,
+        #[command(subcommand)]
+        cmd: crate::device_cmd::SimApiCommand,
+    },
     /// Pack, inspect and verify app packages.
     #[command(subcommand)]
     App(AppCommand),
@@ -296,6 +304,9 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
             conn,
             cmd: DeviceCommand::Api(cmd),
         } => crate::device_cmd::run(&cmd, &conn),
+        Command::Sim { conn, cmd } => {
+            crate::device_cmd::run(&crate::device_cmd::DeviceApiCommand::Sim(cmd), &conn)
+        }
         Command::App(AppCommand::Pack(a)) => package_cmd::pack_app(&a),
         Command::App(AppCommand::Inspect(a)) => package_cmd::inspect(&a, Kind::App),
         Command::App(AppCommand::Verify(a)) => package_cmd::verify(&a, Kind::App),

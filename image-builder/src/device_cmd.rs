@@ -1,5 +1,6 @@
 //! `warden device …`: talks to a running `wardend` over its control socket (HTTP/JSON on a
-//! Unix socket): sideload, app list/show/start/stop/logs/quota/uninstall, reports, status.
+//! Unix socket): sideload, app list/show/start/stop/logs/quota/uninstall, reports, status, and
+//! the simulated board (`sim`).
 
 use std::path::PathBuf;
 
@@ -43,6 +44,42 @@ pub(crate) enum DeviceApiCommand {
     },
     /// Supervisor status.
     Status,
+    /// The simulated board: see and drive its peripherals (also `warden sim …`).
+    #[command(subcommand)]
+    Sim(SimApiCommand),
+}
+
+/// The simulated board's outside world. NAME is the board peripheral (`SIM_GPIO8`) or any
+/// hardware-definition name that resolves to it (`SAMPLE_LED`).
+#[derive(Debug, Subcommand)]
+pub(crate) enum SimApiCommand {
+    /// Every simulated peripheral and its state.
+    Show,
+    /// A GPIO line's level; with --drive, drive an input line from outside (a button).
+    Gpio {
+        name: String,
+        #[arg(long, value_parser = ["high", "low"])]
+        drive: Option<String>,
+    },
+    /// The path of a UART's other end: a pty to open with a terminal program.
+    Uart { name: String },
+    /// Set what an ADC channel samples (raw value).
+    Adc {
+        name: String,
+        channel: u32,
+        raw: u32,
+    },
+    /// A PWM channel's last applied state.
+    Pwm { name: String, channel: u32 },
+    /// Set an emulated sensor's reading, e.g. `sensor SAMPLE_LSM6DS3_I2C 0x6a accel_x_g 0.5`.
+    Sensor {
+        name: String,
+        address: String,
+        quantity: String,
+        value: f64,
+    },
+    /// Recent I2C/SPI transactions on a bus.
+    Bus { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +151,36 @@ pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<(
             call(conn, "GET", &format!("/reports?limit={limit}{filter}"))?
         }
         DeviceApiCommand::Status => call(conn, "GET", "/status")?,
+        DeviceApiCommand::Sim(sim) => match sim {
+            SimApiCommand::Show => call(conn, "GET", "/sim")?,
+            SimApiCommand::Gpio { name, drive: None } => {
+                call(conn, "GET", &format!("/sim/gpio/{name}"))?
+            }
+            SimApiCommand::Gpio {
+                name,
+                drive: Some(level),
+            } => call(conn, "POST", &format!("/sim/gpio/{name}?level={level}"))?,
+            SimApiCommand::Uart { name } => call(conn, "GET", &format!("/sim/uart/{name}"))?,
+            SimApiCommand::Adc { name, channel, raw } => call(
+                conn,
+                "POST",
+                &format!("/sim/adc/{name}/{channel}?raw={raw}"),
+            )?,
+            SimApiCommand::Pwm { name, channel } => {
+                call(conn, "GET", &format!("/sim/pwm/{name}/{channel}"))?
+            }
+            SimApiCommand::Sensor {
+                name,
+                address,
+                quantity,
+                value,
+            } => call(
+                conn,
+                "POST",
+                &format!("/sim/sensor/{name}/{address}?quantity={quantity}&value={value}"),
+            )?,
+            SimApiCommand::Bus { name } => call(conn, "GET", &format!("/sim/bus/{name}"))?,
+        },
     };
     if conn.json {
         output::json(&value);
@@ -276,6 +343,46 @@ fn human(cmd: &DeviceApiCommand, value: &Value) {
                 }
             }
         }
+        DeviceApiCommand::Sim(sim) => match sim {
+            SimApiCommand::Gpio { .. } => output::line(format!(
+                "{} {}",
+                text(value, "peripheral"),
+                text(value, "level")
+            )),
+            SimApiCommand::Uart { .. } => output::line(text(value, "path")),
+            SimApiCommand::Pwm { .. } => {
+                let state = &value["state"];
+                if state.is_null() {
+                    output::line(format!(
+                        "{} channel {}: never applied",
+                        text(value, "peripheral"),
+                        text(value, "channel")
+                    ));
+                } else {
+                    output::line(format!(
+                        "{} channel {}: period {} ns, duty {} ns, {}, {}",
+                        text(value, "peripheral"),
+                        text(value, "channel"),
+                        text(state, "period_ns"),
+                        text(state, "duty_ns"),
+                        if state["inversed"] == true {
+                            "inversed"
+                        } else {
+                            "normal"
+                        },
+                        if state["enabled"] == true {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        }
+                    ));
+                }
+            }
+            SimApiCommand::Show
+            | SimApiCommand::Adc { .. }
+            | SimApiCommand::Sensor { .. }
+            | SimApiCommand::Bus { .. } => output::json(value),
+        },
         DeviceApiCommand::Status => {
             for key in [
                 "board",

@@ -82,3 +82,52 @@ fn quota_of_an_app_without_storage() {
     let (_, out) = quota(r#"{"storage":null}"#);
     assert_eq!(out.trim(), "the app has no MutableStorage");
 }
+
+fn warden_against(body: &'static str, args: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let server = answer_once(&socket, body);
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(&args[..1])
+        .arg("--socket")
+        .arg(&socket)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (
+        server.join().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn sim_drives_a_line_and_names_a_uarts_other_end() {
+    let (request, out) = warden_against(
+        r#"{"peripheral":"SIM_GPIO3","level":"low"}"#,
+        &["sim", "gpio", "SAMPLE_BUTTON_1", "--drive", "low"],
+    );
+    assert_eq!(
+        request,
+        "POST /sim/gpio/SAMPLE_BUTTON_1?level=low HTTP/1.1\r\n"
+    );
+    assert_eq!(out.trim(), "SIM_GPIO3 low");
+    let (request, out) = warden_against(
+        r#"{"peripheral":"SIM_ISU0_UART","path":"/dev/pts/9"}"#,
+        &["sim", "uart", "SIM_ISU0_UART"],
+    );
+    assert_eq!(request, "GET /sim/uart/SIM_ISU0_UART HTTP/1.1\r\n");
+    assert_eq!(out.trim(), "/dev/pts/9");
+    let (request, out) = warden_against(
+        r#"{"peripheral":"SIM_PWM_CONTROLLER0","channel":1,"state":{"period_ns":1000,"duty_ns":250,"inversed":false,"enabled":true}}"#,
+        &["device", "sim", "pwm", "SAMPLE_LED_PWM_CONTROLLER", "1"],
+    );
+    assert_eq!(
+        request,
+        "GET /sim/pwm/SAMPLE_LED_PWM_CONTROLLER/1 HTTP/1.1\r\n"
+    );
+    assert_eq!(
+        out.trim(),
+        "SIM_PWM_CONTROLLER0 channel 1: period 1000 ns, duty 250 ns, normal, enabled"
+    );
+}

@@ -60,6 +60,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         ]),
     )?;
     let wasm = build_hello(root)?;
+    let guests = crate::guests::build_guests(root)?;
 
     let scratch = Scratch::new("demo")?;
     let dir = scratch.path();
@@ -103,7 +104,15 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         },
     )?;
 
-    run_on_device(root, &warden, dir, &trust, &package)?;
+    let blink = dir.join("blink-1.wpkg");
+    warden.pack(
+        &root.join("sample-apps/blink/app_manifest.json"),
+        &guests.blink,
+        &app_key,
+        1,
+        &blink,
+    )?;
+    run_on_device(root, &warden, dir, &trust, &package, &blink)?;
 
     println!("\ndemo: every step behaved as expected");
     Ok(())
@@ -117,6 +126,7 @@ fn run_on_device(
     dir: &Path,
     trust: &Path,
     package: &Path,
+    blink: &Path,
 ) -> Result<()> {
     let bin_dir = root.join("target/debug");
     let daemon = Daemon::command(root, &bin_dir, dir, trust, None);
@@ -157,6 +167,7 @@ fn run_on_device(
         device(c);
         c.args(["app", "logs", id]);
     })?;
+    blink_on_the_simulated_board(warden, &socket, blink)?;
     warden.ok("the apps on the device", |c| {
         device(c);
         c.args(["app", "list"]);
@@ -166,5 +177,64 @@ fn run_on_device(
         c.arg("status");
     })?;
     drop(daemon);
+    Ok(())
+}
+
+/// The classic first app on the simulated board: sideloaded, it blinks `SAMPLE_LED` (seen from
+/// outside through `warden sim`); a press of `SAMPLE_BUTTON_1` makes it blink faster.
+fn blink_on_the_simulated_board(warden: &Warden, socket: &Path, blink: &Path) -> Result<()> {
+    let id = "b0154c92-95c6-43c8-a04c-de5dcc8857bb";
+    let sim = |c: &mut Command| {
+        c.arg("sim").arg("--socket").arg(socket);
+    };
+    let device = |c: &mut Command| {
+        c.arg("device").arg("--socket").arg(socket);
+    };
+    warden.ok(
+        "sideload blink: it opens SAMPLE_LED and SAMPLE_BUTTON_1 through the broker",
+        |c| {
+            device(c);
+            c.arg("sideload").arg(blink);
+        },
+    )?;
+    // Watch the LED from outside until it has been seen both on and off.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = (false, false);
+    while seen != (true, true) {
+        let out = warden
+            .command(|c| {
+                sim(c);
+                c.args(["gpio", "SAMPLE_LED"]);
+            })
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        seen.0 |= text.contains("high");
+        seen.1 |= text.contains("low");
+        if std::time::Instant::now() > deadline {
+            bail!("SAMPLE_LED never blinked: {text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    warden.ok("the LED, seen from outside the app", |c| {
+        sim(c);
+        c.args(["gpio", "SAMPLE_LED"]);
+    })?;
+    warden.ok("press the button (it idles high, pressed is low)", |c| {
+        sim(c);
+        c.args(["gpio", "SAMPLE_BUTTON_1", "--drive", "low"]);
+    })?;
+    warden.ok("release it", |c| {
+        sim(c);
+        c.args(["gpio", "SAMPLE_BUTTON_1", "--drive", "high"]);
+    })?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    warden.ok("blink's log: its rate changed", |c| {
+        device(c);
+        c.args(["app", "logs", id]);
+    })?;
+    warden.ok("stop blink", |c| {
+        device(c);
+        c.args(["app", "stop", id]);
+    })?;
     Ok(())
 }

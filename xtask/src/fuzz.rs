@@ -9,7 +9,16 @@ use anyhow::{Context, Result, bail};
 use crate::{cargo, step};
 
 /// Every fuzz target, one per parser of untrusted input.
-pub(crate) const TARGETS: &[&str] = &["json", "manifest", "hwdef", "board", "package", "trust"];
+pub(crate) const TARGETS: &[&str] = &[
+    "json",
+    "manifest",
+    "hwdef",
+    "board",
+    "package",
+    "trust",
+    "broker",
+    "sim_request",
+];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut seconds = 60u64;

@@ -19,6 +19,7 @@ mod cross;
 mod demo;
 mod device;
 mod fuzz;
+mod guests;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -76,9 +77,24 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             "warnings",
         ]),
     )?;
+    // The guest components the device tests run (built before the tests that use them).
+    let guests = guests::build_guests(root)?;
+    step(
+        "device-probe's own unit tests",
+        cargo(root).args([
+            "test",
+            "--locked",
+            "--manifest-path",
+            "sample-apps/device-probe/Cargo.toml",
+            "--target-dir",
+            "target/guests",
+        ]),
+    )?;
     step(
         "tests",
-        cargo(root).args(["test", "--workspace", "--locked"]),
+        cargo(root)
+            .env("WARDEN_DEVICE_PROBE", &guests.device_probe)
+            .args(["test", "--workspace", "--locked"]),
     )?;
     // The end-to-end tests once more with the worker devices run apps in: built without the
     // compiler and statically linked (a different binary, with its own start-up path).
@@ -86,7 +102,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step(
         "end-to-end tests with the run-only worker",
         cargo(root).env("WARDEN_RUN_ONLY_WORKER", &run_only).args([
-            "test", "--locked", "-p", "wardend", "--test", "e2e", "--test", "storage",
+            "test", "--locked", "-p", "wardend", "--test", "e2e", "--test", "storage", "--test",
+            "devices",
         ]),
     )?;
     // The armv7 (Cortex-A7) build and its run under qemu-arm: a release build of wasmtime

@@ -205,7 +205,7 @@ pub enum Denial {
     /// The board has no peripheral of that name and kind.
     #[error("{0}")]
     UnknownName(String),
-    /// Already open in this app.
+    /// In use: already open in this app, or held by another app's worker.
     #[error("{0}")]
     Busy(String),
     /// A malformed request.

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TRANSFER: usize = 4096;
 /// Most operations in one I2C or SPI transaction.
 pub const MAX_OPS: usize = 16;
+/// Most bytes one transaction reads in all: its reply must fit in one packet, as JSON, where a
+/// byte takes at most four characters (`255,`), with 1 KiB for the rest of the reply.
+pub const MAX_READ_TOTAL: usize = (crate::MAX_MESSAGE - 1024) / 4;
 /// Longest edge wait or SPI delay a request may ask for, in milliseconds / microseconds.
 pub const MAX_WAIT_MS: u32 = 60_000;
 pub const MAX_DELAY_US: u32 = 1_000_000;
@@ -46,7 +49,12 @@ pub enum SimRequest {
 
 /// One step of a bus transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", content = "arg", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "op",
+    content = "arg",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum BusOp {
     /// Read this many bytes.
     Read(u32),
@@ -70,7 +78,12 @@ pub struct PwmState {
 
 /// The board's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", content = "value", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "reply",
+    content = "value",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum SimReply {
     /// Done, nothing to return.
     Done,
@@ -88,7 +101,12 @@ pub enum SimReply {
 
 /// Why the board refused a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "error", content = "detail", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "error",
+    content = "detail",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum SimError {
     /// Out of range or not possible for this resource (a write to an input pin, a channel it
     /// does not have, an over-long transfer).
@@ -111,7 +129,10 @@ impl SimRequest {
                 if *address > 0x7f {
                     return invalid(format!("I2C address {address:#x} is not a 7-bit address"));
                 }
-                if ops.iter().any(|op| matches!(op, BusOp::Transfer(_) | BusOp::DelayUs(_))) {
+                if ops
+                    .iter()
+                    .any(|op| matches!(op, BusOp::Transfer(_) | BusOp::DelayUs(_)))
+                {
                     return invalid("an I2C transaction has only reads and writes".into());
                 }
                 validate_ops(ops)
@@ -130,6 +151,7 @@ fn validate_ops(ops: &[BusOp]) -> Result<(), SimError> {
             ops.len()
         ));
     }
+    let mut read_total = 0usize;
     for op in ops {
         let len = match op {
             BusOp::Read(n) => usize::try_from(*n).unwrap_or(usize::MAX),
@@ -140,8 +162,18 @@ fn validate_ops(ops: &[BusOp]) -> Result<(), SimError> {
             BusOp::DelayUs(_) => 0,
         };
         if len > MAX_TRANSFER {
-            return invalid(format!("a transfer of {len} bytes (at most {MAX_TRANSFER})"));
+            return invalid(format!(
+                "a transfer of {len} bytes (at most {MAX_TRANSFER})"
+            ));
         }
+        if matches!(op, BusOp::Read(_) | BusOp::Transfer(_)) {
+            read_total += len;
+        }
+    }
+    if read_total > MAX_READ_TOTAL {
+        return invalid(format!(
+            "a transaction reading {read_total} bytes (at most {MAX_READ_TOTAL})"
+        ));
     }
     Ok(())
 }
@@ -170,6 +202,10 @@ mod tests {
             ops: vec![BusOp::Read(1); MAX_OPS + 1],
         };
         assert!(many.validate().is_err());
+        let reads_too_much = SimRequest::Spi {
+            ops: vec![BusOp::Read(MAX_TRANSFER as u32); 4],
+        };
+        assert!(reads_too_much.validate().is_err());
         let none = SimRequest::Spi { ops: vec![] };
         assert!(none.validate().is_err());
         let transfer_on_i2c = SimRequest::I2c {

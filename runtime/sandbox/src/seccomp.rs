@@ -6,7 +6,9 @@
 //! File format (`runtime/sandbox/seccomp/<arch>.json`): `{"arch", "comment", "profiles": {name:
 //! {"comment", "extends"?, "syscalls": [rule…]}}}`. A rule is seccompiler's own rule object
 //! (`syscall`, optional `args` conditions), and here a `comment` is required on every rule and
-//! every condition. `extends` copies another profile's rules first. Adding a syscall is one line.
+//! every condition. `extends` (one profile's name, or a list of them) copies those profiles'
+//! rules first, each profile once, a rule that two of them share once. Adding a syscall is one
+//! line.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,8 +86,26 @@ pub(crate) struct ProfileDef {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) comment: String,
     #[serde(default)]
-    pub(crate) extends: Option<String>,
+    pub(crate) extends: Option<Extends>,
     pub(crate) syscalls: Vec<Rule>,
+}
+
+/// The profiles a profile builds on: one name, or several (`worker_storage_devices` is
+/// `worker_storage` and `worker_devices`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Extends {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Extends {
+    fn names(&self) -> &[String] {
+        match self {
+            Extends::One(name) => std::slice::from_ref(name),
+            Extends::Many(names) => names,
+        }
+    }
 }
 
 /// One seccompiler rule, with a required comment.
@@ -100,6 +120,22 @@ pub(crate) struct Rule {
     /// release builds, which are what devices run. Never sent to seccompiler.
     #[serde(default, skip_serializing)]
     pub(crate) debug_only: bool,
+}
+
+impl Rule {
+    /// The same call under the same conditions (comments may differ).
+    fn same_as(&self, other: &Rule) -> bool {
+        let conditions = |rule: &Rule| -> Option<Vec<(u8, String, String, u64)>> {
+            rule.args.as_ref().map(|args| {
+                args.iter()
+                    .map(|c| (c.index, c.len.clone(), c.op.to_string(), c.val))
+                    .collect()
+            })
+        };
+        self.syscall == other.syscall
+            && self.debug_only == other.debug_only
+            && conditions(self) == conditions(other)
+    }
 }
 
 /// One seccompiler argument condition, with a required comment (e.g. the ioctl's name).
@@ -140,34 +176,54 @@ pub(crate) fn parse(arch: &str, text: &str) -> Result<ProfileFile, SeccompError>
 }
 
 impl ProfileFile {
-    /// The rules of `name`, its `extends` chain first.
+    /// The rules of `name`: those of the profiles it extends first (depth first, in the order
+    /// listed, each profile once), then its own. A rule equal to one already taken (same call,
+    /// same conditions; comments aside) is taken once: two parents may both need `read`.
     pub(crate) fn rules(&self, name: &str) -> Result<Vec<Rule>, SeccompError> {
-        let mut chain = Vec::new();
-        let mut at = Some(name.to_owned());
-        while let Some(current) = at {
-            if chain.contains(&current) || chain.len() > 8 {
-                return Err(SeccompError::BadFile {
-                    arch: self.arch.clone(),
-                    message: format!("profile {name} extends itself"),
-                });
-            }
-            let def = self
-                .profiles
-                .get(&current)
-                .ok_or_else(|| SeccompError::NoSuchProfile {
-                    arch: self.arch.clone(),
-                    profile: current.clone(),
-                })?;
-            at = def.extends.clone();
-            chain.push(current);
-        }
-        let mut rules = Vec::new();
-        for name in chain.iter().rev() {
-            if let Some(def) = self.profiles.get(name) {
-                rules.extend(def.syscalls.iter().cloned());
+        let mut order = Vec::new();
+        self.visit(name, &mut Vec::new(), &mut order)?;
+        let mut rules: Vec<Rule> = Vec::new();
+        for profile in &order {
+            for rule in self.profiles.get(profile).iter().flat_map(|d| &d.syscalls) {
+                if !rules.iter().any(|taken| taken.same_as(rule)) {
+                    rules.push(rule.clone());
+                }
             }
         }
         Ok(rules)
+    }
+
+    /// Appends `name` to `order` after the profiles it extends; `stack` is the path from the
+    /// profile asked for, to refuse cycles.
+    fn visit(
+        &self,
+        name: &str,
+        stack: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), SeccompError> {
+        if stack.iter().any(|s| s == name) || stack.len() > 8 {
+            return Err(SeccompError::BadFile {
+                arch: self.arch.clone(),
+                message: format!("profile {name} extends itself"),
+            });
+        }
+        if order.iter().any(|done| done == name) {
+            return Ok(());
+        }
+        let def = self
+            .profiles
+            .get(name)
+            .ok_or_else(|| SeccompError::NoSuchProfile {
+                arch: self.arch.clone(),
+                profile: name.to_owned(),
+            })?;
+        stack.push(name.to_owned());
+        for parent in def.extends.iter().flat_map(Extends::names) {
+            self.visit(parent, stack, order)?;
+        }
+        stack.pop();
+        order.push(name.to_owned());
+        Ok(())
     }
 
     /// The rules of `name` for a build with (`debug`) or without debug assertions.
@@ -298,7 +354,13 @@ mod tests {
         ("armv7", include_str!("../seccomp/armv7.json")),
     ];
 
-    pub(crate) const PROFILES_NAMES: [&str; 3] = ["worker", "worker_storage", "compiler"];
+    pub(crate) const PROFILES_NAMES: [&str; 5] = [
+        "worker",
+        "worker_storage",
+        "worker_devices",
+        "worker_storage_devices",
+        "compiler",
+    ];
 
     /// No profile may contain any of these: each opens a way out of the sandbox or into the
     /// kernel's less-travelled code.
@@ -633,6 +695,67 @@ mod tests {
         }
     }
 
+    /// Both device profiles are the profile without devices plus the same device rules, and
+    /// `worker_storage_devices` is exactly the union of its two parents, each rule once.
+    #[test]
+    fn the_device_profiles_add_the_device_rules_to_worker_and_worker_storage() {
+        let key = |r: &Rule| {
+            format!(
+                "{} {:?}",
+                r.syscall,
+                r.args.as_ref().map(|a| a
+                    .iter()
+                    .map(|c| (c.index, c.op.to_string(), c.val))
+                    .collect::<Vec<_>>())
+            )
+        };
+        let set = |rules: Vec<Rule>| rules.iter().map(key).collect::<BTreeSet<String>>();
+        for (arch, file, _) in each_file() {
+            let worker = set(file.rules("worker").unwrap());
+            let storage = set(file.rules("worker_storage").unwrap());
+            let devices = set(file.rules("worker_devices").unwrap());
+            let both_rules = file.rules("worker_storage_devices").unwrap();
+            let both = set(both_rules.clone());
+            assert!(worker.is_subset(&devices), "{arch}");
+            let added: BTreeSet<String> = devices.difference(&worker).cloned().collect();
+            assert!(!added.is_empty(), "{arch}");
+            let union: BTreeSet<String> = storage.union(&devices).cloned().collect();
+            assert_eq!(both, union, "{arch}");
+            assert_eq!(both.len(), both_rules.len(), "{arch}: a rule taken twice");
+            // No device rule opens anything: every descriptor comes from the supervisor.
+            for rule in &added {
+                assert!(!rule.starts_with("open"), "{arch}: {rule}");
+            }
+        }
+    }
+
+    #[test]
+    fn extends_takes_a_list_and_refuses_cycles() {
+        let file = parse(
+            "x86_64",
+            r#"{"arch": "x86_64", "comment": "c", "profiles": {
+                "a": {"comment": "c", "syscalls": [{"syscall": "read", "comment": "reading"}]},
+                "b": {"comment": "c", "extends": "a", "syscalls": [{"syscall": "write", "comment": "writing"}]},
+                "c": {"comment": "c", "extends": ["a", "b"], "syscalls": [{"syscall": "read", "comment": "again"}]},
+                "d": {"comment": "c", "extends": ["e"], "syscalls": []},
+                "e": {"comment": "c", "extends": "d", "syscalls": []}
+            }}"#,
+        )
+        .unwrap();
+        let calls: Vec<String> = file
+            .rules("c")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.syscall)
+            .collect();
+        assert_eq!(calls, ["read", "write"]);
+        assert!(matches!(file.rules("d"), Err(SeccompError::BadFile { .. })));
+        assert!(matches!(
+            file.rules("nope"),
+            Err(SeccompError::NoSuchProfile { .. })
+        ));
+    }
+
     #[test]
     fn a_release_app_worker_allows_at_most_16_syscalls() {
         // The issue's target for the steady-state allow-list of an app worker without storage.
@@ -656,6 +779,8 @@ mod tests {
         for profile in [
             SeccompProfile::Worker,
             SeccompProfile::WorkerStorage,
+            SeccompProfile::WorkerDevices,
+            SeccompProfile::WorkerStorageDevices,
             SeccompProfile::Compiler,
         ] {
             let compiled = compile_for_this_arch(profile).unwrap();

@@ -11,6 +11,7 @@
 //! | `GET /apps/{id}/quota` | `MutableStorage` quota and use (`statvfs` of the app's file system), and whether the quota is enforced |
 //! | `POST /images` | sideload: the body is a `.wpkg` |
 //! | `GET /reports?app=ID&limit=N` | failure reports, newest first |
+//! | `/sim/...` | the simulated board, when the board file has one ([`crate::sim_api`]) |
 //!
 //! Every error is a JSON `{"error": "..."}` with a 4xx status naming what was wrong; a 5xx
 //! only for the device's own faults.
@@ -32,8 +33,17 @@ const MAX_LOG_WAIT_MS: u64 = 30_000;
 /// Most reports returned at once.
 const MAX_REPORTS: usize = 256;
 
-/// Answers one request.
+/// Answers one request, on a device without a simulated board.
 pub fn route(sup: &Supervisor, req: &mut Request<'_>) -> Response {
+    route_with(sup, None, req)
+}
+
+/// Answers one request; `sim` serves `/sim/...`.
+pub fn route_with(
+    sup: &Supervisor,
+    sim: Option<&warden_simboard::SimBoard>,
+    req: &mut Request<'_>,
+) -> Response {
     let path = req.path.trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method.clone();
@@ -42,6 +52,7 @@ pub fn route(sup: &Supervisor, req: &mut Request<'_>) -> Response {
         ("GET", ["apps"]) => Response::json(200, &sup.apps()),
         ("POST", ["images"]) => sideload(sup, req),
         ("GET", ["reports"]) => reports(sup, req),
+        (_, ["sim", rest @ ..]) => crate::sim_api::route(sup, sim, req, rest),
         (_, ["apps", id, rest @ ..]) => match id.parse::<Guid>() {
             Err(e) => Response::error(400, &e.to_string()),
             Ok(guid) => app_route(sup, req, &method, &guid.to_string(), rest),
@@ -146,6 +157,8 @@ fn seccomp_profiles() -> serde_json::Value {
     for (name, profile) in [
         ("worker", P::Worker),
         ("worker_storage", P::WorkerStorage),
+        ("worker_devices", P::WorkerDevices),
+        ("worker_storage_devices", P::WorkerStorageDevices),
         ("compiler", P::Compiler),
     ] {
         let value = match warden_sandbox::profile_syscalls(profile) {

@@ -7,13 +7,16 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod broker;
 pub mod device;
+pub mod devices;
 pub mod error;
 pub mod http;
 pub mod index;
 pub mod install;
 pub mod logs;
 pub mod reports;
+pub mod sim_api;
 pub mod state;
 pub mod storage;
 pub mod supervisor;

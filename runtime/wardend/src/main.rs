@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use warden_sandbox::CgroupConfig;
 use wardend::device::DeviceConfig;
+use wardend::devices::BoardDevices;
 use wardend::install::Compiler;
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
@@ -78,6 +79,10 @@ fn main() -> Result<()> {
         args.unlock.as_deref(),
     )?;
     let state = StateDir::open(&args.state)?;
+    let devices = BoardDevices::new(&device.board)
+        .with_context(|| format!("the simulated peripherals of {}", args.board.display()))?;
+    let sim = devices.sim.clone();
+    let hwdefs = Arc::new(device.hwdefs.clone());
     let compiler = WorkerCompiler::new(compiler, cgroups.clone()).map_err(anyhow::Error::msg)?;
     if args.compiler.is_some() {
         let runs = engine_fingerprint(&worker).map_err(anyhow::Error::msg)?;
@@ -94,6 +99,8 @@ fn main() -> Result<()> {
     let launcher = WorkerLauncher {
         program: worker,
         cgroups,
+        devices: Arc::new(devices),
+        hwdefs,
     };
     if let Some(dir) = args.socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -121,7 +128,7 @@ fn main() -> Result<()> {
             wardend::http::serve(
                 listener,
                 Arc::new(move |req: &mut wardend::http::Request<'_>| {
-                    wardend::api::route(&served, req)
+                    wardend::api::route_with(&served, sim.as_ref(), req)
                 }),
             )
         })?;

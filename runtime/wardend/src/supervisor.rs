@@ -75,6 +75,8 @@ pub struct LaunchSpec {
     pub memory_limit_bytes: u64,
     pub watchdog_ms: u64,
     pub storage: Option<StorageSpec>,
+    /// The peripherals its manifest grants (resolved at install); the broker opens only these.
+    pub grants: Vec<warden_policy::install::Grant>,
 }
 
 /// How a worker ended.
@@ -716,6 +718,7 @@ impl Supervisor {
             memory_limit_bytes: resolved.memory_limit_kb * 1024,
             watchdog_ms: resolved.watchdog_ms,
             storage,
+            grants: resolved.grants.clone(),
         })
     }
 }

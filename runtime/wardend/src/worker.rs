@@ -17,12 +17,14 @@ use std::time::Duration;
 use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
 use sha2::{Digest, Sha256};
 use warden_ipc::{
-    Channel, CompileRequest, ConfinePlan, FromWorker, Outcome, PROTOCOL_VERSION, Rlimits,
+    Channel, CodeKind, CompileRequest, ConfinePlan, FromWorker, Outcome, PROTOCOL_VERSION, Rlimits,
     RunRequest, SeccompProfile, ToWorker,
 };
+use warden_policy::hwdef::HwdefSet;
 use warden_sandbox::{AppCgroup, CgroupConfig, CgroupLimits};
 use warden_sandbox::{SandboxChild, SpawnRequest, WorkerExit, spawn};
 
+use crate::broker::{Broker, DeviceOpener};
 use crate::install::Compiler;
 use crate::logs::{Log, Stream};
 use crate::reports::FailureKind;
@@ -47,6 +49,10 @@ const COMPILE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct WorkerLauncher {
     pub program: PathBuf,
     pub cgroups: CgroupConfig,
+    /// What the broker opens granted peripherals with, and the hardware definitions it
+    /// resolves the names apps ask for against.
+    pub devices: Arc<dyn DeviceOpener>,
+    pub hwdefs: Arc<HwdefSet>,
 }
 
 /// A fresh cgroup name for each worker: a restart right after a stop must not meet the old
@@ -175,6 +181,9 @@ impl Launcher for WorkerLauncher {
         for line in &cgroup.report().lines {
             log.push(Stream::Supervisor, format!("cgroup: {line}").as_bytes());
         }
+        // Only components can import the device world; an app granted nothing gets no broker
+        // (every open it tries is refused in the worker) and keeps the smallest profile.
+        let brokered = spec.kind == CodeKind::Component && !spec.grants.is_empty();
         let plan = ConfinePlan {
             protocol: PROTOCOL_VERSION,
             app: spec.app.clone(),
@@ -185,10 +194,11 @@ impl Launcher for WorkerLauncher {
                 fsize_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
             },
             storage: spec.storage.is_some(),
-            seccomp: if spec.storage.is_some() {
-                SeccompProfile::WorkerStorage
-            } else {
-                SeccompProfile::Worker
+            seccomp: match (spec.storage.is_some(), brokered) {
+                (false, false) => SeccompProfile::Worker,
+                (true, false) => SeccompProfile::WorkerStorage,
+                (false, true) => SeccompProfile::WorkerDevices,
+                (true, true) => SeccompProfile::WorkerStorageDevices,
             },
             runs: Some(spec.kind),
         };
@@ -215,19 +225,47 @@ impl Launcher for WorkerLauncher {
             memory_limit_bytes: spec.memory_limit_bytes,
             watchdog_ms: spec.watchdog_ms,
             storage_quota_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
-            broker: false,
+            broker: brokered,
         };
-        let sent = confining.channel.send(
-            &ToWorker::Run(request),
-            &[code.as_fd(), out_w.as_fd(), err_w.as_fd()],
-        );
+        let broker = if brokered {
+            Some(Channel::pair().map_err(|e| format!("broker socket: {e}"))?)
+        } else {
+            None
+        };
+        let mut attached = vec![code.as_fd(), out_w.as_fd(), err_w.as_fd()];
+        if let Some((_, theirs)) = &broker {
+            attached.push(theirs.as_fd());
+        }
+        let sent = confining.channel.send(&ToWorker::Run(request), &attached);
+        drop(attached);
         drop((out_w, err_w, code));
+        // The worker's end now lives in the worker only: its death ends the broker thread.
+        let broker = broker.map(|(ours, theirs)| {
+            drop(theirs);
+            ours
+        });
         // A worker that failed to confine itself says why; that is the error to report, not
         // the refused send.
         let (child, channel, steps) = confining.confined()?;
         sent.map_err(|e| format!("sending the run request: {e}"))?;
         for step in steps {
             log.push(Stream::Supervisor, format!("confined: {step}").as_bytes());
+        }
+        if let Some(channel) = broker {
+            let devices = Arc::clone(&self.devices);
+            let hwdefs = Arc::clone(&self.hwdefs);
+            let (app, grants, log) = (spec.app.clone(), spec.grants.clone(), log.clone());
+            std::thread::Builder::new()
+                .name(format!("broker-{}", &spec.app[..spec.app.len().min(8)]))
+                .spawn(move || {
+                    let broker = Broker::new(&app, &grants, &hwdefs, &*devices);
+                    let answered = broker.serve(&channel);
+                    log.push(
+                        Stream::Supervisor,
+                        format!("broker: {answered} request(s) answered").as_bytes(),
+                    );
+                })
+                .map_err(|e| format!("broker thread: {e}"))?;
         }
         let pumps = [(Stream::Stdout, out_r), (Stream::Stderr, err_r)]
             .into_iter()

@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let prepared = Prepared::new(request.kind)?;
     let prepare = started.elapsed();
-    let (outcome, timings) = prepared.run_measured(&request, code, stdout, stderr, None)?;
+    let (outcome, timings) = prepared.run_measured(&request, code, stdout, stderr, None, None)?;
     let total = started.elapsed();
     eprintln!("emulated_run: outcome {outcome:?}");
     eprintln!(

@@ -10,18 +10,28 @@
 //! sed -n '/getppid/,/getppid/p' trace.txt
 //! ```
 //!
+//! `--broker` (anywhere after the app) adds a broker socket, as for an app granted
+//! peripherals: a thread answers it, granting every GPIO name as a simulated line served by a
+//! thread of its own (their calls carry other thread ids in the trace; the worker's are the
+//! main thread's), e.g. with `tests/guests/gpio_blink_component.wat`.
+//!
 //! `steady_state --compile APP.wasm [TARGET]` does the same for a compiler worker: input and
 //! output descriptors open, marker, read + compile + write + report.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{Context, bail};
+use warden_ipc::broker::{Access, BrokerReply, BrokerRequest, Detail, Grant};
+use warden_ipc::sim::{SimReply, SimRequest};
 use warden_ipc::{Channel, CodeKind, FromWorker, RunRequest};
 use warden_worker::{Prepared, WasmKind};
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let brokered = args.iter().skip(1).any(|a| a == "--broker");
+    args.retain(|a| a != "--broker");
     let Some(app) = args.first() else {
         bail!("usage: steady_state APP.wasm|APP.wat [STORAGE_DIR]");
     };
@@ -61,13 +71,14 @@ fn main() -> anyhow::Result<()> {
         memory_limit_bytes: 64 << 20,
         watchdog_ms: 1000,
         storage_quota_bytes: None,
-        broker: false,
+        broker: brokered,
     };
+    let broker = if brokered { Some(fake_broker()?) } else { None };
 
     let prepared = Prepared::new(request.kind)?;
     // ---- seccomp would be installed here ----
     let _ = rustix::process::getppid();
-    let outcome = prepared.run(&request, code, stdout, stderr, storage)?;
+    let outcome = prepared.run(&request, code, stdout, stderr, storage, broker)?;
     worker_end.send(&FromWorker::Outcome(outcome), &[])?;
     // ---- the worker exits here; the rest is this measurement's own reporting ----
     let _ = rustix::process::getppid();
@@ -102,4 +113,54 @@ fn compile_steady_state(input: Option<&str>, target: Option<&String>) -> anyhow:
     let (reply, _) = supervisor_end.recv::<FromWorker>()?;
     eprintln!("{reply:?}");
     Ok(())
+}
+
+/// The worker's end of a broker socket whose other end a thread serves: every GPIO request is
+/// granted as a simulated line (a thread answering `Done` and `Level(false)`), anything else
+/// refused.
+fn fake_broker() -> anyhow::Result<OwnedFd> {
+    let (worker, supervisor) = Channel::pair()?;
+    std::thread::spawn(move || {
+        while let Ok((request, _)) = supervisor.recv::<BrokerRequest>() {
+            let line = match Channel::pair() {
+                Ok((line, board)) => {
+                    std::thread::spawn(move || {
+                        while let Ok((request, _)) = board.recv::<SimRequest>() {
+                            let reply = match request {
+                                SimRequest::GpioGet => SimReply::Level(false),
+                                _ => SimReply::Done,
+                            };
+                            if board.send(&reply, &[]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    line
+                }
+                Err(_) => return,
+            };
+            let result = match request.open {
+                warden_ipc::broker::ResourceRequest::Gpio { name, .. } => Ok(Grant {
+                    peripheral: name,
+                    access: Access::Sim {
+                        detail: Detail::Gpio,
+                    },
+                }),
+                other => Err(warden_ipc::broker::Denial::NotGranted(other.name().into())),
+            };
+            let fds = if result.is_ok() {
+                vec![line.as_fd()]
+            } else {
+                vec![]
+            };
+            let reply = BrokerReply {
+                seq: request.seq,
+                result,
+            };
+            if supervisor.send(&reply, &fds).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(worker.into_fd())
 }

@@ -2,9 +2,10 @@
 //! `warden_sandbox::spawn` with its channel as descriptor 3; see `docs/worker.md`.
 //!
 //! Conversation: `Confine(plan)` [+ storage] → confine (the engine and linkers are built in the
-//! before-seccomp hook) → `Confined(report)` → `Run(request)` [code, stdout, stderr] →
-//! `Outcome`, or `Compile(request)` [input, output] → `Compiled`; then exit 0. Any failure is
-//! reported as `Failed { stage, message }`, then the process exits with status 1.
+//! before-seccomp hook) → `Confined(report)` → `Run(request)` [code, stdout, stderr, and the
+//! broker socket when `request.broker`] → `Outcome`, or `Compile(request)` [input, output] →
+//! `Compiled`; then exit 0. Any failure is reported as `Failed { stage, message }`, then the
+//! process exits with status 1.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
@@ -156,9 +157,10 @@ fn serve(channel: &Channel) -> Result<(), Failure> {
     let (message, fds) = channel.recv::<ToWorker>().stage("receive-work")?;
     match (message, prepared) {
         (ToWorker::Run(request), Some(prepared)) => {
-            let [code, stdout, stderr] = descriptors(fds, "run").stage("receive-work")?;
+            let (code, stdout, stderr, broker) =
+                run_descriptors(fds, request.broker).stage("receive-work")?;
             let outcome = prepared
-                .run(&request, code, stdout, stderr, storage)
+                .run(&request, code, stdout, stderr, storage, broker)
                 .stage("run")?;
             channel
                 .send(&FromWorker::Outcome(outcome), &[])
@@ -177,6 +179,24 @@ fn serve(channel: &Channel) -> Result<(), Failure> {
             Err(anyhow!("`compile` sent to a worker confined to run an app")).stage("receive-work")
         }
     }
+}
+
+/// The descriptors of `Run`: code, stdout, stderr, and the broker socket exactly when the
+/// request says one is attached (3 or 4; any other count is refused).
+fn run_descriptors(
+    mut fds: Vec<OwnedFd>,
+    broker: bool,
+) -> anyhow::Result<(File, File, File, Option<OwnedFd>)> {
+    let expected = 3 + usize::from(broker);
+    if fds.len() != expected {
+        return Err(anyhow!(
+            "`run` needs {expected} descriptors (broker: {broker}), got {}",
+            fds.len()
+        ));
+    }
+    let broker = if broker { fds.pop() } else { None };
+    let [code, stdout, stderr] = descriptors(fds, "run")?;
+    Ok((code, stdout, stderr, broker))
 }
 
 /// Exactly `N` descriptors, as files.

@@ -7,11 +7,13 @@ use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use warden_ipc::{CodeKind, Outcome, RunRequest};
+use warden_host_api::{BrokerClient, Devices, NoBroker, Opener};
+use warden_ipc::{Channel, CodeKind, Outcome, RunRequest};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{CallHook, Engine, Linker, Module, Store};
-use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::cli::{OutputFile, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::OutputStream;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -33,6 +35,8 @@ pub enum PrepareError {
     Signal(std::io::Error),
     #[error("cannot add WASI to the {kind} linker: {message}")]
     Link { kind: &'static str, message: String },
+    #[error("cannot add the warden:device interfaces to the component linker: {0}")]
+    Devices(String),
     #[error("cannot build the current-thread tokio runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -49,6 +53,11 @@ pub enum RunError {
     Preopen(String),
     #[error("this worker was prepared to run a {prepared:?}, but the code is a {code:?}")]
     KindMismatch { prepared: CodeKind, code: CodeKind },
+    #[error(
+        "the run request says broker = {requested}, but a broker socket was {}",
+        if *.given { "given" } else { "not given" }
+    )]
+    BrokerMismatch { requested: bool, given: bool },
 }
 
 /// How long each step of [`Prepared::run_measured`] took.
@@ -76,6 +85,27 @@ struct ComponentHost {
     wasi: WasiCtx,
     table: ResourceTable,
     budget: MemoryBudget,
+    /// `warden:device`: the peripherals the app opened through the broker.
+    devices: Devices,
+}
+
+/// `warden:device/log`'s way to the app's stderr: the same stream WASI's stderr writes to
+/// (a clone of the one `OutputFile`), so no descriptor is duplicated after seccomp.
+struct StderrLog(Box<dyn OutputStream>);
+
+impl std::io::Write for StderrLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .write(buf.to_vec().into())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0
+            .flush()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
 }
 
 impl WasiView for ComponentHost {
@@ -111,7 +141,8 @@ impl std::fmt::Debug for Prepared {
 impl Prepared {
     /// Builds everything that needs more than the steady state's syscalls, reading no app
     /// byte: the engine (wasmtime installs its trap handlers here), the SIGALRM handler, the
-    /// WASI linker for `kind` (preview 1 for modules, 0.2 for components; only that one), a
+    /// WASI linker for `kind` (preview 1 for modules, 0.2 and the `warden:device` interfaces
+    /// for components: preview-1 modules cannot import WIT; only that one linker), a
     /// current-thread tokio runtime with only the timer driver, and a throwaway WASI context
     /// (seeds the thread's random generator and hash keys). Call it in the sandbox's
     /// before-seccomp hook, on the main thread; it starts no thread.
@@ -139,6 +170,10 @@ impl Prepared {
                         message: outcome::message(&e),
                     }
                 })?;
+                warden_host_api::add_to_linker(&mut components, |host: &mut ComponentHost| {
+                    &mut host.devices
+                })
+                .map_err(|e| PrepareError::Devices(outcome::message(&e)))?;
                 Linkers::Component(components)
             }
         };
@@ -175,8 +210,9 @@ impl Prepared {
         stdout: File,
         stderr: File,
         storage: Option<OwnedFd>,
+        broker: Option<OwnedFd>,
     ) -> Result<Outcome, RunError> {
-        self.run_measured(request, code, stdout, stderr, storage)
+        self.run_measured(request, code, stdout, stderr, storage, broker)
             .map(|(outcome, _)| outcome)
     }
 
@@ -191,6 +227,9 @@ impl Prepared {
     /// 4. Memory and tables share `request.memory_limit_bytes`; the watchdog stops WebAssembly
     ///    that runs `request.watchdog_ms` without returning to the host.
     /// 5. Components run `wasi:cli/run`, modules `_start`.
+    /// 6. A component's `warden:device` opens go to the broker socket `broker` (given exactly
+    ///    when `request.broker` says so); without one, every open is refused `not-granted`. A
+    ///    module cannot import devices: a broker socket given with one is closed unused.
     ///
     /// `Err` is a failure of the worker, not of the app.
     pub fn run_measured(
@@ -200,12 +239,19 @@ impl Prepared {
         stdout: File,
         stderr: File,
         storage: Option<OwnedFd>,
+        broker: Option<OwnedFd>,
     ) -> Result<(Outcome, Timings), RunError> {
         let prepared = self.kind();
         if request.kind != prepared {
             return Err(RunError::KindMismatch {
                 prepared,
                 code: request.kind,
+            });
+        }
+        if request.broker != broker.is_some() {
+            return Err(RunError::BrokerMismatch {
+                requested: request.broker,
+                given: broker.is_some(),
             });
         }
         let mut timings = Timings::default();
@@ -221,11 +267,12 @@ impl Prepared {
         };
         timings.verify = started.elapsed();
 
+        let stderr = OutputFile::new(stderr);
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&request.args)
             .envs(&request.env)
             .stdout(OutputFile::new(stdout))
-            .stderr(OutputFile::new(stderr))
+            .stderr(stderr.clone())
             // Filesystem calls run on this thread; otherwise tokio's blocking pool would start
             // threads, which the worker's seccomp profile forbids.
             .allow_blocking_current_thread(true);
@@ -243,6 +290,8 @@ impl Prepared {
         let loading = Instant::now();
         match &self.linker {
             Linkers::Module(modules) => {
+                // Closing it tells the supervisor's broker thread no request will come.
+                drop(broker);
                 let loaded = sys::load_module(&self.engine, &verified);
                 drop((verified, code));
                 let module = match loaded {
@@ -270,12 +319,18 @@ impl Prepared {
                     Err(e) => return Ok((refused_load(&e), timings)),
                 };
                 timings.load = loading.elapsed();
+                let opener: Box<dyn Opener> = match broker {
+                    Some(fd) => Box::new(BrokerClient::new(Channel::from_fd(fd))),
+                    None => Box::new(NoBroker),
+                };
+                let devices = Devices::new(opener, Box::new(StderrLog(stderr.p2_stream())));
                 let store = Store::new(
                     &self.engine,
                     ComponentHost {
                         wasi: wasi.build(),
                         table: ResourceTable::new(),
                         budget,
+                        devices,
                     },
                 );
                 let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;

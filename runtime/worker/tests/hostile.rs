@@ -113,11 +113,16 @@ fn a_module_importing_an_ungranted_interface_is_refused_naming_it() {
 }
 
 #[test]
-fn a_component_importing_an_ungranted_interface_is_refused_naming_it() {
-    let app = precompile(&wat("gpio_import_component.wat"));
-    let ran = run(&app, &request(&app));
-    let Outcome::LoadRefused { reason } = &ran.outcome else {
-        panic!("expected LoadRefused, got {:?}", ran.outcome);
-    };
-    assert!(reason.contains("warden:device/gpio@0.1.0"), "{reason}");
+fn a_component_importing_what_the_device_world_lacks_is_refused_naming_it() {
+    for (guest, named) in [
+        ("gpio_import_component.wat", "warden:device/gpio@0.1.0"),
+        ("camera_import_component.wat", "warden:device/camera@0.1.0"),
+    ] {
+        let app = precompile(&wat(guest));
+        let ran = run(&app, &request(&app));
+        let Outcome::LoadRefused { reason } = &ran.outcome else {
+            panic!("{guest}: expected LoadRefused, got {:?}", ran.outcome);
+        };
+        assert!(reason.contains(named), "{reason}");
+    }
 }

@@ -970,6 +970,7 @@ mod tests {
         ("fchdir", libc::SYS_fchdir),
         ("sigaltstack", libc::SYS_sigaltstack),
         ("getdents64", libc::SYS_getdents64),
+        ("ppoll", libc::SYS_ppoll),
         ("restart_syscall", libc::SYS_restart_syscall),
         ("clock_gettime", libc::SYS_clock_gettime),
         ("clock_nanosleep", libc::SYS_clock_nanosleep),

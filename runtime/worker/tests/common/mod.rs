@@ -11,8 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use std::os::fd::AsFd;
+use std::sync::mpsc;
+
 use sha2::{Digest, Sha256};
-use warden_ipc::{CodeKind, Outcome, RunRequest};
+use warden_ipc::broker::{
+    Access, BrokerReply, BrokerRequest, Denial, Detail, Grant, ResourceRequest,
+};
+use warden_ipc::sim::{SimReply, SimRequest};
+use warden_ipc::{Channel, CodeKind, Outcome, RunRequest};
 use warden_worker::{Prepared, Timings, WasmKind};
 
 static RUNS: Mutex<()> = Mutex::new(());
@@ -109,6 +116,16 @@ impl Ran {
 
 /// Prepares a worker and runs `code` with `request`, in this process.
 pub fn run_code(request: &RunRequest, code: File, storage: Option<OwnedFd>) -> Ran {
+    run_brokered(request, code, storage, None)
+}
+
+/// Like [`run_code`], with `broker` as the broker socket (`request.broker` must agree).
+pub fn run_brokered(
+    request: &RunRequest,
+    code: File,
+    storage: Option<OwnedFd>,
+    broker: Option<OwnedFd>,
+) -> Ran {
     let _guard = lock();
     let mut stdout = tempfile::tempfile().expect("stdout file");
     let mut stderr = tempfile::tempfile().expect("stderr file");
@@ -122,6 +139,7 @@ pub fn run_code(request: &RunRequest, code: File, storage: Option<OwnedFd>) -> R
             stdout.try_clone().expect("dup"),
             stderr.try_clone().expect("dup"),
             storage,
+            broker,
         )
         .expect("the worker itself does not fail");
     let wall = started.elapsed();
@@ -168,4 +186,50 @@ pub fn hello_component() -> Vec<u8> {
         .expect("cargo runs");
     assert!(status.success(), "building sample-apps/hello failed");
     std::fs::read(&wasm).expect("hello.wasm")
+}
+
+/// A simulated GPIO line on a thread: reports every request on `seen`, answers `Done`.
+pub fn gpio_line(seen: mpsc::Sender<SimRequest>) -> OwnedFd {
+    let (worker, board) = Channel::pair().expect("socket pair");
+    std::thread::spawn(move || {
+        while let Ok((request, _)) = board.recv::<SimRequest>() {
+            let reply = match request {
+                SimRequest::GpioGet => SimReply::Level(false),
+                _ => SimReply::Done,
+            };
+            seen.send(request).expect("the test listens");
+            board.send(&reply, &[]).expect("the worker listens");
+        }
+    });
+    worker.into_fd()
+}
+
+/// A broker on a thread that grants `SAMPLE_LED` as `line` and reports every request.
+pub fn broker(line: OwnedFd, seen: mpsc::Sender<ResourceRequest>) -> OwnedFd {
+    let (worker, supervisor) = Channel::pair().expect("socket pair");
+    let mut line = Some(line);
+    std::thread::spawn(move || {
+        while let Ok((request, _)) = supervisor.recv::<BrokerRequest>() {
+            seen.send(request.open.clone()).expect("the test listens");
+            let (result, fds) = match (request.open.name(), line.take()) {
+                ("SAMPLE_LED", Some(fd)) => (
+                    Ok(Grant {
+                        peripheral: "SIM_GPIO0".into(),
+                        access: Access::Sim {
+                            detail: Detail::Gpio,
+                        },
+                    }),
+                    vec![fd],
+                ),
+                (name, _) => (Err(Denial::NotGranted(name.into())), vec![]),
+            };
+            let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+            let reply = BrokerReply {
+                seq: request.seq,
+                result,
+            };
+            supervisor.send(&reply, &fds).expect("the worker listens");
+        }
+    });
+    worker.into_fd()
 }

@@ -1,3 +1,4 @@
-;; A component importing a device interface the worker does not provide.
+;; A component importing, from warden:device/gpio, a function the interface does not have
+;; (`toggle` is a method of `output-pin`, not a function of the interface).
 (component
   (import "warden:device/gpio@0.1.0" (instance (export "toggle" (func)))))

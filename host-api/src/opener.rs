@@ -1,0 +1,98 @@
+//! Asking for a peripheral: the [`Opener`] trait, the broker client a brokered worker uses,
+//! and [`NoBroker`] for apps granted no peripherals.
+
+use std::os::fd::OwnedFd;
+
+use warden_ipc::Channel;
+use warden_ipc::broker::{BrokerReply, BrokerRequest, Denial, Grant, ResourceRequest};
+
+/// Opens one resource by the name the app used: the grant and exactly the descriptors it
+/// describes, or why not.
+pub trait Opener: Send {
+    fn open(&mut self, request: ResourceRequest) -> Result<(Grant, Vec<OwnedFd>), Denial>;
+}
+
+/// The opener of an app whose manifest grants no peripheral: no broker socket exists, so every
+/// open is refused in the worker itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoBroker;
+
+impl Opener for NoBroker {
+    fn open(&mut self, _request: ResourceRequest) -> Result<(Grant, Vec<OwnedFd>), Denial> {
+        Err(Denial::NotGranted(
+            "this app's manifest grants it no peripherals".into(),
+        ))
+    }
+}
+
+/// The worker's end of the broker socket (`warden_ipc::broker`): one request, one reply, in
+/// order. A reply that breaks the protocol is an `io` error for the app, never a panic; one
+/// that leaves the conversation out of step (wrong `seq`, unreadable, socket gone) also makes
+/// every later open fail `io`, since no later reply could be trusted to be its own.
+#[derive(Debug)]
+pub struct BrokerClient {
+    channel: Channel,
+    seq: u64,
+    broken: Option<String>,
+}
+
+impl BrokerClient {
+    pub fn new(channel: Channel) -> BrokerClient {
+        BrokerClient {
+            channel,
+            seq: 0,
+            broken: None,
+        }
+    }
+
+    fn fail(&mut self, why: String) -> Denial {
+        let denial = Denial::Io(format!("the capability broker failed: {why}"));
+        self.broken = Some(why);
+        denial
+    }
+}
+
+impl Opener for BrokerClient {
+    fn open(&mut self, request: ResourceRequest) -> Result<(Grant, Vec<OwnedFd>), Denial> {
+        if let Some(why) = &self.broken {
+            return Err(Denial::Io(format!(
+                "the capability broker is unusable since an earlier failure: {why}"
+            )));
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let name = request.name().to_owned();
+        if let Err(e) = self
+            .channel
+            .send(&BrokerRequest { seq, open: request }, &[])
+        {
+            return Err(self.fail(format!("cannot ask for `{name}`: {e}")));
+        }
+        let (reply, fds) = match self.channel.recv::<BrokerReply>() {
+            Ok(received) => received,
+            Err(e) => return Err(self.fail(format!("no answer for `{name}`: {e}"))),
+        };
+        if reply.seq != seq {
+            return Err(self.fail(format!("answer {} to request {seq} (`{name}`)", reply.seq)));
+        }
+        match reply.result {
+            Ok(grant) => {
+                let expected = grant.access.descriptors();
+                if fds.len() != expected {
+                    // The descriptors that did come are closed when `fds` drops.
+                    return Err(Denial::Io(format!(
+                        "the capability broker granted `{name}` with {} descriptor(s), its \
+                         access needs {expected}",
+                        fds.len()
+                    )));
+                }
+                Ok((grant, fds))
+            }
+            Err(_) if !fds.is_empty() => Err(Denial::Io(format!(
+                "the capability broker refused `{name}` but attached {} descriptor(s)",
+                fds.len()
+            ))),
+            Err(denial) => Err(denial),
+        }
+    }
+}

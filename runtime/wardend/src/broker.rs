@@ -1,0 +1,188 @@
+//! The capability broker, supervisor side (decision 1): while an app runs, its worker asks for
+//! peripherals by the name the app used, on the broker socket (`warden_ipc::broker`). For
+//! each request, in order:
+//!
+//! 1. decode (bounded by the channel: one packet, at most 64 KiB) and [`BrokerRequest::validate`]
+//!    — a malformed request is answered `invalid-argument`, and the broker keeps serving;
+//! 2. [`authorize`]: the name must resolve, through the app's own resolved grants (made from
+//!    its signed manifest and the hardware definitions at install, ownership checked there),
+//!    to a peripheral of the kind asked for — otherwise `not-granted` (the board has it, the
+//!    manifest does not grant it) or `unknown-name` (no such peripheral of that kind);
+//! 3. the [`DeviceOpener`] opens exactly that resource (the simulated board's endpoint, or the
+//!    Linux device) and the reply carries its descriptors.
+//!
+//! `busy` within one app is the worker's own bookkeeping (it sees its resources dropped and
+//! reopened); across apps, install refuses a second owner of a peripheral, and the simulated
+//! board refuses a line another worker holds.
+//!
+//! The broker knows nothing of WebAssembly and reads nothing but these requests.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use warden_ipc::Channel;
+use warden_ipc::broker::{Access, BrokerReply, BrokerRequest, Denial, ResourceRequest};
+use warden_policy::hwdef::{HwdefSet, ResolveError};
+use warden_policy::ids::PeripheralType;
+use warden_policy::install::Grant;
+
+/// Opens granted resources: the simulated board, or the Linux devices a board file names.
+pub trait DeviceOpener: Send + Sync + std::fmt::Debug {
+    /// Opens `grant`'s resource for `app` as `request` asks; the descriptors go to the worker.
+    fn open(
+        &self,
+        app: &str,
+        grant: &Grant,
+        request: &ResourceRequest,
+    ) -> Result<(Access, Vec<OwnedFd>), Denial>;
+}
+
+/// The manifest capability a request needs.
+fn kind_of(request: &ResourceRequest) -> PeripheralType {
+    match request {
+        ResourceRequest::Gpio { .. } => PeripheralType::Gpio,
+        ResourceRequest::I2c { .. } => PeripheralType::I2cMaster,
+        ResourceRequest::Spi { .. } => PeripheralType::SpiMaster,
+        ResourceRequest::Uart { .. } => PeripheralType::Uart,
+        ResourceRequest::Adc { .. } => PeripheralType::Adc,
+        ResourceRequest::Pwm { .. } => PeripheralType::Pwm,
+    }
+}
+
+/// Finds the grant that lets the app open `request`'s name, or says why not. The name may be
+/// any name on the grant's resolution chain (the manifest's `SAMPLE_LED`, the board's
+/// `LED_RED`, the chip's `SIM_GPIO8`), with or without the manifest's `$`.
+pub fn authorize<'g>(
+    grants: &'g [Grant],
+    hwdefs: &HwdefSet,
+    request: &ResourceRequest,
+) -> Result<&'g Grant, Denial> {
+    let kind = kind_of(request);
+    let name = request.name();
+    let name = name.strip_prefix('$').unwrap_or(name);
+    if let Some(grant) = grants.iter().find(|g| {
+        g.capability == kind && (g.chip_peripheral == name || g.chain.iter().any(|n| n == name))
+    }) {
+        return Ok(grant);
+    }
+    match hwdefs.resolve_name(kind, name) {
+        Ok(resolution) => Err(Denial::NotGranted(format!(
+            "this app's manifest grants no {} `{name}` ({})",
+            kind.name(),
+            resolution.chip
+        ))),
+        Err(ResolveError::WrongType { found, .. }) => Err(Denial::UnknownName(format!(
+            "`{name}` is a {found:?} on this board, not a {}",
+            kind.name()
+        ))),
+        Err(_) => Err(Denial::UnknownName(format!(
+            "this board has no {} named `{name}`",
+            kind.name()
+        ))),
+    }
+}
+
+/// One worker's broker: what it may open, and how.
+pub struct Broker<'a> {
+    pub app: &'a str,
+    pub grants: &'a [Grant],
+    pub hwdefs: &'a HwdefSet,
+    pub opener: &'a dyn DeviceOpener,
+}
+
+impl std::fmt::Debug for Broker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Broker<'a> {
+    pub fn new(
+        app: &'a str,
+        grants: &'a [Grant],
+        hwdefs: &'a HwdefSet,
+        opener: &'a dyn DeviceOpener,
+    ) -> Broker<'a> {
+        Broker {
+            app,
+            grants,
+            hwdefs,
+            opener,
+        }
+    }
+
+    /// Answers one decoded request (steps 1–3 of the module documentation): the grant (the
+    /// chip peripheral and how to use it) and its descriptors.
+    pub fn answer(
+        &self,
+        request: &BrokerRequest,
+    ) -> Result<(warden_ipc::broker::Grant, Vec<OwnedFd>), Denial> {
+        request.validate()?;
+        let grant = authorize(self.grants, self.hwdefs, &request.open)?;
+        let (access, fds) = self.opener.open(self.app, grant, &request.open)?;
+        if fds.len() != access.descriptors() {
+            return Err(Denial::Io(format!(
+                "opening `{}` gave {} descriptors, its access needs {}",
+                grant.chip_peripheral,
+                fds.len(),
+                access.descriptors()
+            )));
+        }
+        Ok((
+            warden_ipc::broker::Grant {
+                peripheral: grant.chip_peripheral.clone(),
+                access,
+            },
+            fds,
+        ))
+    }
+
+    /// Serves the worker's broker socket until the worker closes it (or dies). Returns how
+    /// many requests were answered.
+    pub fn serve(&self, channel: &Channel) -> u64 {
+        let mut answered = 0;
+        loop {
+            let (reply, fds) = match channel.recv::<BrokerRequest>() {
+                Ok((request, passed)) => {
+                    // A worker has no business sending descriptors to the broker.
+                    drop(passed);
+                    match self.answer(&request) {
+                        Ok((grant, fds)) => (
+                            BrokerReply {
+                                seq: request.seq,
+                                result: Ok(grant),
+                            },
+                            fds,
+                        ),
+                        Err(denial) => (
+                            BrokerReply {
+                                seq: request.seq,
+                                result: Err(denial),
+                            },
+                            vec![],
+                        ),
+                    }
+                }
+                Err(warden_ipc::IpcError::Closed) => return answered,
+                Err(e @ warden_ipc::IpcError::Malformed(_)) => (
+                    BrokerReply {
+                        seq: 0,
+                        result: Err(Denial::InvalidArgument(format!(
+                            "the broker could not read the request: {e}"
+                        ))),
+                    },
+                    vec![],
+                ),
+                // Anything else on the socket itself (truncated packet, too many descriptors,
+                // a dead peer): the worker is broken or gone; stop serving it.
+                Err(_) => return answered,
+            };
+            let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+            if channel.send(&reply, &borrowed).is_err() {
+                return answered;
+            }
+            answered += 1;
+        }
+    }
+}
