@@ -4,7 +4,8 @@
 use std::os::fd::OwnedFd;
 
 use warden_ipc::broker::{Access, Denial, ResourceRequest};
-use warden_policy::board::{Backend, Board};
+use warden_linux_devices::Roots;
+use warden_policy::board::Board;
 use warden_policy::install::Grant;
 use warden_simboard::SimBoard;
 
@@ -49,21 +50,21 @@ impl DeviceOpener for BoardDevices {
             };
             return sim.open(app, &grant.chip_peripheral, request);
         }
-        let what = match backend {
-            Backend::Gpio { .. } => "GPIO character devices",
-            Backend::Uart { .. } => "ttys",
-            Backend::I2c { .. } => "i2c-dev buses",
-            Backend::Spi { .. } => "spidev devices",
-            Backend::Adc { .. } => "IIO ADCs",
-            Backend::Pwm { .. } => "sysfs PWM chips",
-            _ => "devices of this kind",
-        };
-        // Linux backends are the next increment of the host-API issue; until then a grant on a
-        // real board is refused with this message instead of pretending to work.
-        Err(Denial::Io(format!(
-            "{} is a Linux device ({}); this supervisor does not open {what} yet",
-            grant.chip_peripheral,
-            backend.key()
-        )))
+        // A Linux resource: opened for real, set up as the board file says (docs/broker.md,
+        // "Linux backends"). The denial keeps its kind; the peripheral is put in front of its
+        // message so that the app's error and the log say which grant failed.
+        warden_linux_devices::open(backend, request, &Roots::default())
+            .map_err(|denial| about(&grant.chip_peripheral, denial))
+    }
+}
+
+/// `denial`, its message prefixed with the chip peripheral it is about.
+fn about(peripheral: &str, denial: Denial) -> Denial {
+    match denial {
+        Denial::NotGranted(m) => Denial::NotGranted(format!("`{peripheral}`: {m}")),
+        Denial::UnknownName(m) => Denial::UnknownName(format!("`{peripheral}`: {m}")),
+        Denial::Busy(m) => Denial::Busy(format!("`{peripheral}`: {m}")),
+        Denial::InvalidArgument(m) => Denial::InvalidArgument(format!("`{peripheral}`: {m}")),
+        Denial::Io(m) => Denial::Io(format!("`{peripheral}`: {m}")),
     }
 }
