@@ -362,3 +362,71 @@ fn a_device_app_runs_under_the_device_seccomp_profile() {
     assert!(logs.contains("seccomp: profile worker ("), "{logs}");
     d.kill();
 }
+
+/// A real Linux tty, through both sides: the board file names a `Uart` at a path (here a
+/// pseudo-terminal's, the one kind of tty this machine has); the supervisor opens it and sets
+/// its line discipline (`warden-linux-devices`), the worker writes and reads it
+/// (`warden-host-api`'s tty access), and the bytes cross the real pty.
+#[test]
+fn a_linux_tty_uart_works_through_the_broker_and_the_worker() {
+    require_root("the supervisor");
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave_path = nix::unistd::ttyname(&pty.slave).unwrap();
+    // The simulated board with its console UART replaced by that tty.
+    let sim = common::repo().join("buildroot-overlay/board/warden-sim");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("hardware-definitions")).unwrap();
+    for entry in std::fs::read_dir(sim.join("hardware-definitions")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path()
+                .join("hardware-definitions")
+                .join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    let mut board: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("board.json")).unwrap()).unwrap();
+    let console = board["Resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["Peripheral"] == "SIM_ISU0_UART")
+        .unwrap();
+    *console = serde_json::json!({
+        "Peripheral": "SIM_ISU0_UART",
+        "Uart": {"Path": slave_path, "Baud": 115200}
+    });
+    let board_file = dir.path().join("board.json");
+    std::fs::write(&board_file, board.to_string()).unwrap();
+
+    let f = fixture();
+    let d = Daemon::start_on(&f, &board_file);
+    start(
+        &d,
+        &f,
+        PROBE,
+        r#"{"Uart": ["$UART_CONSOLE"]}"#,
+        &[
+            "uart-write UART_CONSOLE through a real tty\\n",
+            "uart-read UART_CONSOLE 16 20000",
+        ],
+    );
+    let mut master = std::fs::File::from(pty.master);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let n = master.read(&mut buf).unwrap();
+        assert!(n > 0, "the tty closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The supervisor made the line raw: no output processing turned the newline into CR LF.
+    assert_eq!(got, b"through a real tty\n");
+    master.write_all(b"back").unwrap();
+    assert_eq!(wait_line(&d, PROBE, "uart-read"), r#"uart-read ok "back""#);
+    let logs = d.logs(PROBE).join("\n");
+    assert!(logs.contains("seccomp: profile worker_devices"), "{logs}");
+    drop(pty.slave);
+    d.kill();
+}

@@ -53,13 +53,21 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `wardend` on the fixture's state and trust, and waits for its socket.
     pub fn start(f: &Fixture) -> Daemon {
+        Daemon::start_on(
+            f,
+            &repo().join("buildroot-overlay/board/warden-sim/board.json"),
+        )
+    }
+
+    /// [`Daemon::start`] on another board file.
+    pub fn start_on(f: &Fixture, board: &Path) -> Daemon {
         let socket = f.tmp.path().join("control.sock");
         let _ = std::fs::remove_file(&socket);
         let child = Command::new(env!("CARGO_BIN_EXE_wardend"))
             .arg("--state")
             .arg(&f.state_path)
             .arg("--board")
-            .arg(repo().join("buildroot-overlay/board/warden-sim/board.json"))
+            .arg(board)
             .arg("--trust")
             .arg(f.tmp.path().join("trust.json"))
             .arg("--socket")
