@@ -48,6 +48,15 @@ pub fn route(
             .map(|r| r.chip)
             .unwrap_or_else(|_| name.to_owned())
     };
+    // A bus (and a sensor on it) is I2C or SPI: whichever kind the name resolves as.
+    let bus = |name: &str| -> String {
+        let i2c = chip(PeripheralType::I2cMaster, name);
+        if i2c == name.strip_prefix('$').unwrap_or(name) {
+            chip(PeripheralType::SpiMaster, name)
+        } else {
+            i2c
+        }
+    };
     let bad = |e: warden_simboard::SimBoardError| Response::error(400, &e.to_string());
     match (req.method.as_str(), rest) {
         ("GET", []) => Response::json(200, &sim.view()),
@@ -123,13 +132,7 @@ pub fn route(
                     "say the address (decimal or 0x..), ?quantity=NAME and ?value=NUMBER",
                 );
             };
-            // A sensor sits on an I2C or an SPI bus: whichever kind resolves.
-            let i2c = chip(PeripheralType::I2cMaster, name);
-            let chip = if i2c == name.strip_prefix('$').unwrap_or(name) {
-                chip(PeripheralType::SpiMaster, name)
-            } else {
-                i2c
-            };
+            let chip = bus(name);
             match sim.sensor_set(&chip, address, quantity, value) {
                 Ok(()) => Response::json(
                     200,
@@ -139,12 +142,7 @@ pub fn route(
             }
         }
         ("GET", ["bus", name]) => {
-            let i2c = chip(PeripheralType::I2cMaster, name);
-            let chip = if i2c == name.strip_prefix('$').unwrap_or(name) {
-                chip(PeripheralType::SpiMaster, name)
-            } else {
-                i2c
-            };
+            let chip = bus(name);
             match sim.bus_log(&chip) {
                 Ok(events) => Response::json(200, &json!({ "peripheral": chip, "events": events })),
                 Err(e) => bad(e),
