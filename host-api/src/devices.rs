@@ -114,7 +114,7 @@ impl Devices {
         request: ResourceRequest,
         make: impl FnOnce(Claim, Granted) -> Result<R, Error>,
     ) -> Result<Resource<R>, Error> {
-        let name = request.name().to_owned();
+        let name = request.peripheral().unwrap_or_default().to_owned();
         BrokerRequest {
             seq: 0,
             open: request.clone(),

@@ -21,7 +21,8 @@ pub(crate) fn from_denial(denial: Denial) -> Error {
         Denial::UnknownName(m) => Error::UnknownName(m),
         Denial::Busy(m) => Error::Busy(m),
         Denial::InvalidArgument(m) => Error::InvalidArgument(m),
-        Denial::Io(m) => Error::Io(m),
+        // Never sent for a peripheral; kept as an `io` error should one come.
+        Denial::Io(m) | Denial::Network { detail: m, .. } => Error::Io(m),
     }
 }
 

@@ -61,19 +61,19 @@ impl Opener for BrokerClient {
         }
         self.seq += 1;
         let seq = self.seq;
-        let name = request.name().to_owned();
+        let name = request.describe();
         if let Err(e) = self
             .channel
             .send(&BrokerRequest { seq, open: request }, &[])
         {
-            return Err(self.fail(format!("cannot ask for `{name}`: {e}")));
+            return Err(self.fail(format!("cannot ask for {name}: {e}")));
         }
         let (reply, fds) = match self.channel.recv::<BrokerReply>() {
             Ok(received) => received,
-            Err(e) => return Err(self.fail(format!("no answer for `{name}`: {e}"))),
+            Err(e) => return Err(self.fail(format!("no answer for {name}: {e}"))),
         };
         if reply.seq != seq {
-            return Err(self.fail(format!("answer {} to request {seq} (`{name}`)", reply.seq)));
+            return Err(self.fail(format!("answer {} to request {seq} ({name})", reply.seq)));
         }
         match reply.result {
             Ok(grant) => {
@@ -81,7 +81,7 @@ impl Opener for BrokerClient {
                 if fds.len() != expected {
                     // The descriptors that did come are closed when `fds` drops.
                     return Err(Denial::Io(format!(
-                        "the capability broker granted `{name}` with {} descriptor(s), its \
+                        "the capability broker granted {name} with {} descriptor(s), its \
                          access needs {expected}",
                         fds.len()
                     )));
@@ -89,7 +89,7 @@ impl Opener for BrokerClient {
                 Ok((grant, fds))
             }
             Err(_) if !fds.is_empty() => Err(Denial::Io(format!(
-                "the capability broker refused `{name}` but attached {} descriptor(s)",
+                "the capability broker refused {name} but attached {} descriptor(s)",
                 fds.len()
             ))),
             Err(denial) => Err(denial),

@@ -18,6 +18,17 @@
 //! One request at a time, answered in order; `seq` pairs an answer with its request. Every
 //! request is checked by [`BrokerRequest::validate`] before anything looks at it: names are
 //! bounded identifiers, so the supervisor never looks up a multi-kilobyte or odd string.
+//!
+//! **Network** (`AllowedConnections`, `AllowedTcpServerPorts`, `AllowedUdpServerPorts`) goes
+//! the same way: the worker has no `socket(2)`, `connect(2)` or `bind(2)`, and lives in an
+//! empty network namespace. It asks the broker to [`ResourceRequest::Lookup`] a host name (the
+//! supervisor resolves only names the manifest allows, and remembers what it answered), to
+//! [`ResourceRequest::Connect`] (only to an allowed literal address or one a lookup of an
+//! allowed name returned; the supervisor makes the socket and the connection) and to
+//! [`ResourceRequest::Listen`] (only on an allowed server port); a socket comes back as one
+//! descriptor ([`Access::Socket`]).
+
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +38,15 @@ pub const MAX_NAME: usize = 128;
 
 /// Most descriptors one grant carries (a grant is one resource; today one descriptor).
 pub const MAX_GRANT_FDS: usize = 4;
+
+/// Longest host name a worker may ask to look up (DNS's own limit).
+pub const MAX_HOST: usize = 253;
+
+/// Most addresses one lookup answers with.
+pub const MAX_ADDRESSES: usize = 32;
+
+/// Largest listen backlog a worker may ask for.
+pub const MAX_BACKLOG: u32 = 1024;
 
 /// A worker's request for one resource.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,18 +67,68 @@ pub enum ResourceRequest {
     Uart { name: String },
     Adc { name: String },
     Pwm { name: String },
+    /// The addresses of a host name (`wasi:sockets/ip-name-lookup`). Answered with
+    /// [`Access::Addresses`], no descriptor.
+    Lookup { host: String },
+    /// A socket connected to `address`: a TCP stream, or a UDP socket `connect(2)`ed to it.
+    Connect {
+        transport: Transport,
+        address: SocketAddr,
+    },
+    /// A server socket on `address` (its port an allowed server port, its IP a local one or
+    /// unspecified): a TCP socket listening with `backlog`, or a bound UDP socket.
+    Listen {
+        transport: Transport,
+        address: SocketAddr,
+        backlog: u32,
+    },
+}
+
+/// A socket's transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        })
+    }
 }
 
 impl ResourceRequest {
-    /// The name the app used.
-    pub fn name(&self) -> &str {
+    /// The peripheral name the app used; `None` for a network request.
+    pub fn peripheral(&self) -> Option<&str> {
         match self {
             ResourceRequest::Gpio { name, .. }
             | ResourceRequest::I2c { name }
             | ResourceRequest::Spi { name }
             | ResourceRequest::Uart { name }
             | ResourceRequest::Adc { name }
-            | ResourceRequest::Pwm { name } => name,
+            | ResourceRequest::Pwm { name } => Some(name),
+            ResourceRequest::Lookup { .. }
+            | ResourceRequest::Connect { .. }
+            | ResourceRequest::Listen { .. } => None,
+        }
+    }
+
+    /// What was asked for, for messages: `` `SAMPLE_LED` ``, `` lookup of `example.com` ``,
+    /// `TCP connection to 10.0.0.1:443`, `UDP server socket on 0.0.0.0:5683`.
+    pub fn describe(&self) -> String {
+        match self {
+            ResourceRequest::Lookup { host } => format!("lookup of `{host}`"),
+            ResourceRequest::Connect { transport, address } => {
+                format!("{transport} connection to {address}")
+            }
+            ResourceRequest::Listen {
+                transport, address, ..
+            } => format!("{transport} server socket on {address}"),
+            peripheral => format!("`{}`", peripheral.peripheral().unwrap_or_default()),
         }
     }
 
@@ -71,6 +141,17 @@ impl ResourceRequest {
             ResourceRequest::Uart { .. } => "Uart",
             ResourceRequest::Adc { .. } => "Adc",
             ResourceRequest::Pwm { .. } => "Pwm",
+            ResourceRequest::Lookup { .. } | ResourceRequest::Connect { .. } => {
+                "AllowedConnections"
+            }
+            ResourceRequest::Listen {
+                transport: Transport::Tcp,
+                ..
+            } => "AllowedTcpServerPorts",
+            ResourceRequest::Listen {
+                transport: Transport::Udp,
+                ..
+            } => "AllowedUdpServerPorts",
         }
     }
 }
@@ -78,29 +159,89 @@ impl ResourceRequest {
 impl BrokerRequest {
     /// Refuses what no honest worker sends: an empty or over-long name, or one with characters
     /// outside `[A-Za-z0-9_$.-]` (hardware-definition names are C identifiers; `$` prefixes a
-    /// manifest reference). The denial names the problem; the app sees `invalid-argument`.
+    /// manifest reference); a host name over [`MAX_HOST`] bytes or outside `[A-Za-z0-9_.-]`;
+    /// a connection to port 0 or an unspecified or multicast address; a server socket on port
+    /// 0 or with a backlog over [`MAX_BACKLOG`]. The denial names the problem; the app sees
+    /// `invalid-argument`.
     pub fn validate(&self) -> Result<(), Denial> {
-        let name = self.open.name();
-        if name.is_empty() {
-            return Err(Denial::InvalidArgument("an empty peripheral name".into()));
+        match &self.open {
+            ResourceRequest::Lookup { host } => validate_host(host),
+            ResourceRequest::Connect { address, .. } => {
+                if address.port() == 0 {
+                    return Err(Denial::InvalidArgument(format!(
+                        "a connection to port 0 ({address})"
+                    )));
+                }
+                if address.ip().is_unspecified() || address.ip().is_multicast() {
+                    return Err(Denial::InvalidArgument(format!(
+                        "a connection to the unspecified or multicast address {address}"
+                    )));
+                }
+                Ok(())
+            }
+            ResourceRequest::Listen {
+                address, backlog, ..
+            } => {
+                if address.port() == 0 {
+                    return Err(Denial::InvalidArgument(format!(
+                        "a server socket on port 0 ({address}): servers listen on an \
+                         allowed port"
+                    )));
+                }
+                if *backlog > MAX_BACKLOG {
+                    return Err(Denial::InvalidArgument(format!(
+                        "a listen backlog of {backlog} (at most {MAX_BACKLOG})"
+                    )));
+                }
+                Ok(())
+            }
+            peripheral => validate_name(peripheral.peripheral().unwrap_or_default()),
         }
-        if name.len() > MAX_NAME {
-            return Err(Denial::InvalidArgument(format!(
-                "a peripheral name of {} bytes (at most {MAX_NAME})",
-                name.len()
-            )));
-        }
-        if let Some(bad) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.' | '-')))
-        {
-            return Err(Denial::InvalidArgument(format!(
-                "the peripheral name {:?} has the character {bad:?}",
-                name.chars().take(MAX_NAME).collect::<String>()
-            )));
-        }
-        Ok(())
     }
+}
+
+fn validate_name(name: &str) -> Result<(), Denial> {
+    if name.is_empty() {
+        return Err(Denial::InvalidArgument("an empty peripheral name".into()));
+    }
+    if name.len() > MAX_NAME {
+        return Err(Denial::InvalidArgument(format!(
+            "a peripheral name of {} bytes (at most {MAX_NAME})",
+            name.len()
+        )));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.' | '-')))
+    {
+        return Err(Denial::InvalidArgument(format!(
+            "the peripheral name {:?} has the character {bad:?}",
+            name.chars().take(MAX_NAME).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn validate_host(host: &str) -> Result<(), Denial> {
+    if host.is_empty() {
+        return Err(Denial::InvalidArgument("an empty host name".into()));
+    }
+    if host.len() > MAX_HOST {
+        return Err(Denial::InvalidArgument(format!(
+            "a host name of {} bytes (at most {MAX_HOST})",
+            host.len()
+        )));
+    }
+    if let Some(bad) = host
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(Denial::InvalidArgument(format!(
+            "the host name {:?} has the character {bad:?}",
+            host.chars().take(MAX_HOST).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 /// How a GPIO line is opened.
@@ -161,6 +302,17 @@ pub enum Access {
     /// Four descriptors per channel, in `channels` order: the sysfs PWM channel's `period`,
     /// `duty_cycle`, `polarity` and `enable` files, open write-only.
     SysfsPwm { channels: Vec<u32> },
+    /// No descriptor: what a [`ResourceRequest::Lookup`] of an allowed name found (at most
+    /// [`MAX_ADDRESSES`], never empty). The worker may now connect to each of them.
+    Addresses { addresses: Vec<IpAddr> },
+    /// One descriptor: a socket the supervisor made, non-blocking and close-on-exec — a
+    /// connected TCP stream or UDP socket (`remote` set), a listening TCP socket or a bound UDP
+    /// socket (`remote` unset). `local` is its own address.
+    Socket {
+        transport: Transport,
+        local: SocketAddr,
+        remote: Option<SocketAddr>,
+    },
 }
 
 /// What the worker needs to know about a simulated resource.
@@ -191,6 +343,8 @@ impl Access {
             | Access::SpiDev => 1,
             Access::IioAdc { channels, .. } => channels.len(),
             Access::SysfsPwm { channels } => channels.len() * 4,
+            Access::Addresses { .. } => 0,
+            Access::Socket { .. } => 1,
         }
     }
 }
@@ -214,6 +368,30 @@ pub enum Denial {
     /// Opening the granted resource failed on the device.
     #[error("{0}")]
     Io(String),
+    /// The request was allowed, and the network said no: the app sees the matching
+    /// `wasi:sockets` error code.
+    #[error("{detail}")]
+    Network { error: NetError, detail: String },
+}
+
+/// What the network answered an allowed lookup, connection or server socket with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetError {
+    /// No address for the name (`name-unresolvable`).
+    NameUnresolvable,
+    /// The resolver failed (`temporary-resolver-failure`).
+    ResolverFailure,
+    /// `ECONNREFUSED` (`connection-refused`).
+    ConnectionRefused,
+    /// No answer in time (`timeout`).
+    Timeout,
+    /// `ENETUNREACH`, `EHOSTUNREACH` (`remote-unreachable`).
+    Unreachable,
+    /// `EADDRINUSE` (`address-in-use`).
+    AddressInUse,
+    /// `EADDRNOTAVAIL` (`address-not-bindable`).
+    AddressNotBindable,
 }
 
 #[cfg(test)]

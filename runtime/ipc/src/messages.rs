@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; both sides send it in their first message.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Supervisor → worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +48,25 @@ pub enum SeccompProfile {
     WorkerDevices,
     /// Both of the above.
     WorkerStorageDevices,
+    /// Running an app granted network access (and perhaps peripherals): the device calls plus
+    /// those a socket the broker passed needs (never `socket`, `connect` or `bind`), and the
+    /// tokio I/O driver's `epoll`.
+    WorkerNetwork,
+    /// `WorkerNetwork` with `MutableStorage`.
+    WorkerStorageNetwork,
     /// Compiling WebAssembly: no rights at all beyond its two descriptors.
     Compiler,
+}
+
+impl SeccompProfile {
+    /// Whether the app this profile confines may hold sockets (the worker then builds the
+    /// tokio I/O driver before seccomp, and `wasi:sockets` asks the broker).
+    pub fn network(self) -> bool {
+        matches!(
+            self,
+            SeccompProfile::WorkerNetwork | SeccompProfile::WorkerStorageNetwork
+        )
+    }
 }
 
 /// Resource limits the worker sets on itself.

@@ -101,8 +101,8 @@ pub fn open(
             pwm::open(roots, chip, channels)
         }
         _ => Err(Denial::UnknownName(format!(
-            "`{}` is backed by {} ({backend}), which does not serve a {} request",
-            request.name(),
+            "{} is backed by {} ({backend}), which does not serve a {} request",
+            request.describe(),
             backend.key(),
             request.capability()
         ))),

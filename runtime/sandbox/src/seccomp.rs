@@ -157,6 +157,8 @@ pub(crate) fn profile_name(profile: SeccompProfile) -> &'static str {
         SeccompProfile::WorkerStorage => "worker_storage",
         SeccompProfile::WorkerDevices => "worker_devices",
         SeccompProfile::WorkerStorageDevices => "worker_storage_devices",
+        SeccompProfile::WorkerNetwork => "worker_network",
+        SeccompProfile::WorkerStorageNetwork => "worker_storage_network",
         SeccompProfile::Compiler => "compiler",
     }
 }
@@ -781,6 +783,8 @@ mod tests {
             SeccompProfile::WorkerStorage,
             SeccompProfile::WorkerDevices,
             SeccompProfile::WorkerStorageDevices,
+            SeccompProfile::WorkerNetwork,
+            SeccompProfile::WorkerStorageNetwork,
             SeccompProfile::Compiler,
         ] {
             let compiled = compile_for_this_arch(profile).unwrap();

@@ -36,16 +36,21 @@ pub trait DeviceOpener: Send + Sync + std::fmt::Debug {
     ) -> Result<(Access, Vec<OwnedFd>), Denial>;
 }
 
-/// The manifest capability a request needs.
-fn kind_of(request: &ResourceRequest) -> PeripheralType {
-    match request {
+/// The manifest capability a peripheral request needs, and the name it used; `None` for a
+/// network request.
+fn peripheral_of(request: &ResourceRequest) -> Option<(PeripheralType, &str)> {
+    let kind = match request {
         ResourceRequest::Gpio { .. } => PeripheralType::Gpio,
         ResourceRequest::I2c { .. } => PeripheralType::I2cMaster,
         ResourceRequest::Spi { .. } => PeripheralType::SpiMaster,
         ResourceRequest::Uart { .. } => PeripheralType::Uart,
         ResourceRequest::Adc { .. } => PeripheralType::Adc,
         ResourceRequest::Pwm { .. } => PeripheralType::Pwm,
-    }
+        ResourceRequest::Lookup { .. }
+        | ResourceRequest::Connect { .. }
+        | ResourceRequest::Listen { .. } => return None,
+    };
+    Some((kind, request.peripheral()?))
 }
 
 /// Finds the grant that lets the app open `request`'s name, or says why not. The name may be
@@ -56,8 +61,12 @@ pub fn authorize<'g>(
     hwdefs: &HwdefSet,
     request: &ResourceRequest,
 ) -> Result<&'g Grant, Denial> {
-    let kind = kind_of(request);
-    let name = request.name();
+    let Some((kind, name)) = peripheral_of(request) else {
+        return Err(Denial::InvalidArgument(format!(
+            "a {} is not a peripheral",
+            request.describe()
+        )));
+    };
     let name = name.strip_prefix('$').unwrap_or(name);
     if let Some(grant) = grants.iter().find(|g| {
         g.capability == kind && (g.chip_peripheral == name || g.chain.iter().any(|n| n == name))

@@ -66,5 +66,9 @@ fn about(peripheral: &str, denial: Denial) -> Denial {
         Denial::Busy(m) => Denial::Busy(format!("`{peripheral}`: {m}")),
         Denial::InvalidArgument(m) => Denial::InvalidArgument(format!("`{peripheral}`: {m}")),
         Denial::Io(m) => Denial::Io(format!("`{peripheral}`: {m}")),
+        Denial::Network { error, detail } => Denial::Network {
+            error,
+            detail: format!("`{peripheral}`: {detail}"),
+        },
     }
 }

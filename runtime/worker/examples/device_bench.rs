@@ -523,7 +523,7 @@ fn serve_broker(
     bare: &OwnedFd,
 ) {
     while let Ok((request, _)) = channel.recv::<BrokerRequest>() {
-        let name = request.open.name();
+        let name = request.open.peripheral().unwrap_or_default();
         let opened = if let Some(fd) = off_board(name, bare) {
             fd.map(|fd| {
                 let grant = Grant {

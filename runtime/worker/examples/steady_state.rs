@@ -146,7 +146,7 @@ fn fake_broker() -> anyhow::Result<OwnedFd> {
                         detail: Detail::Gpio,
                     },
                 }),
-                other => Err(warden_ipc::broker::Denial::NotGranted(other.name().into())),
+                other => Err(warden_ipc::broker::Denial::NotGranted(other.describe())),
             };
             let fds = if result.is_ok() {
                 vec![line.as_fd()]
