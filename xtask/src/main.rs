@@ -97,6 +97,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         "tests",
         cargo(root)
             .env("WARDEN_DEVICE_PROBE", &guests.device_probe)
+            .env("WARDEN_NET_PROBE", &guests.net_probe)
             .args(["test", "--workspace", "--locked"]),
     )?;
     // The end-to-end tests once more with the worker devices run apps in: built without the
@@ -104,10 +105,14 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     let run_only = device::build_run_only_worker(root, &root.join("target/debug/warden-worker"))?;
     step(
         "end-to-end tests with the run-only worker",
-        cargo(root).env("WARDEN_RUN_ONLY_WORKER", &run_only).args([
-            "test", "--locked", "-p", "wardend", "--test", "e2e", "--test", "storage", "--test",
-            "devices",
-        ]),
+        cargo(root)
+            .env("WARDEN_RUN_ONLY_WORKER", &run_only)
+            .env("WARDEN_DEVICE_PROBE", &guests.device_probe)
+            .env("WARDEN_NET_PROBE", &guests.net_probe)
+            .args([
+                "test", "--locked", "-p", "wardend", "--test", "e2e", "--test", "storage",
+                "--test", "devices", "--test", "network",
+            ]),
     )?;
     // The armv7 (Cortex-A7) build and its run under qemu-arm: a release build of wasmtime
     // for armv7 (about 3 minutes cold on 2 cores, incremental afterwards).

@@ -107,12 +107,29 @@ impl Channel {
 
     /// Receives one message and the descriptors attached to it (close-on-exec).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>), IpcError> {
-        let mut buf = vec![0u8; MAX_MESSAGE + 1];
+        // One receive buffer per thread, zeroed once: zeroing 64 KiB for every message cost
+        // more than the rest of a small simulated-board call.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            if buf.len() != MAX_MESSAGE + 1 {
+                buf.resize(MAX_MESSAGE + 1, 0);
+            }
+            self.recv_into(&mut buf)
+        })
+    }
+
+    fn recv_into<T: DeserializeOwned>(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(T, Vec<OwnedFd>), IpcError> {
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let msg = recvmsg(
             &self.fd,
-            &mut [IoSliceMut::new(&mut buf)],
+            &mut [IoSliceMut::new(buf)],
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
         )
