@@ -18,10 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
-use warden_cli::client;
 
-use crate::device::{Daemon, Scratch, Warden};
+use crate::device::{Api, Daemon, Scratch, Warden};
 use crate::{cargo, step};
 
 const START: &str = "<!-- bench:runtime -->";
@@ -324,84 +322,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let section = render(&measured)?;
     println!("\n{section}");
     crate::bench::write_section(root, START, END, &section)
-}
-
-/// The control API, as the benchmark uses it.
-struct Api {
-    socket: PathBuf,
-}
-
-impl Api {
-    fn call(&self, method: &str, path: &str) -> Result<Value> {
-        client::call(&self.socket, method, path)
-    }
-
-    fn sideload(&self, package: &Path) -> Result<()> {
-        let mut file = std::fs::File::open(package)?;
-        let len = file.metadata()?.len();
-        let (status, value) =
-            client::request(&self.socket, "POST", "/images", Some(&mut file), len)?;
-        client::checked(status, value).map(drop)
-    }
-
-    /// Starts `id` and waits for its first stdout line after log sequence `after`; returns the
-    /// time from sending the start request to receiving that line, and the line's sequence.
-    fn cold_start(&self, id: &str, mut after: u64) -> Result<(Duration, u64)> {
-        let started = Instant::now();
-        self.call("POST", &format!("/apps/{id}/start"))?;
-        let deadline = started + Duration::from_secs(30);
-        loop {
-            let answer = self.call(
-                "GET",
-                &format!("/apps/{id}/logs?after={after}&wait_ms=5000"),
-            )?;
-            for line in answer["lines"].as_array().into_iter().flatten() {
-                after = line["seq"].as_u64().unwrap_or(after);
-                if line["stream"] == "stdout" {
-                    return Ok((started.elapsed(), after));
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("app {id} printed nothing within 30 s of its start");
-            }
-        }
-    }
-
-    /// The sequence number of the newest line in the app's log.
-    fn last_seq(&self, id: &str) -> Result<u64> {
-        let answer = self.call("GET", &format!("/apps/{id}/logs"))?;
-        Ok(answer["lines"]
-            .as_array()
-            .and_then(|lines| lines.last())
-            .and_then(|line| line["seq"].as_u64())
-            .unwrap_or(0))
-    }
-
-    fn state(&self, id: &str) -> Result<Value> {
-        Ok(self.call("GET", &format!("/apps/{id}"))?["status"].clone())
-    }
-
-    fn wait_state(&self, id: &str, states: &[&str]) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = self.state(id)?;
-            if states.iter().any(|s| status["state"] == *s) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("app {id} is {status}, not {states:?}, after 30 s");
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-    }
-
-    fn running_pid(&self, id: &str) -> Result<u32> {
-        let status = self.state(id)?;
-        status["pid"]
-            .as_u64()
-            .and_then(|p| u32::try_from(p).ok())
-            .with_context(|| format!("app {id} is {status}, not running"))
-    }
 }
 
 /// Time from spawn to the first stdout line, and to exit (which must be a success).

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use warden_cli::client;
 
 use crate::render;
 
@@ -292,5 +294,83 @@ impl Drop for Daemon {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// The control API, as the benchmarks use it.
+pub(crate) struct Api {
+    pub(crate) socket: PathBuf,
+}
+
+impl Api {
+    pub(crate) fn call(&self, method: &str, path: &str) -> Result<Value> {
+        client::call(&self.socket, method, path)
+    }
+
+    pub(crate) fn sideload(&self, package: &Path) -> Result<()> {
+        let mut file = std::fs::File::open(package)?;
+        let len = file.metadata()?.len();
+        let (status, value) =
+            client::request(&self.socket, "POST", "/images", Some(&mut file), len)?;
+        client::checked(status, value).map(drop)
+    }
+
+    /// Starts `id` and waits for its first stdout line after log sequence `after`; returns the
+    /// time from sending the start request to receiving that line, and the line's sequence.
+    pub(crate) fn cold_start(&self, id: &str, mut after: u64) -> Result<(Duration, u64)> {
+        let started = Instant::now();
+        self.call("POST", &format!("/apps/{id}/start"))?;
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            let answer = self.call(
+                "GET",
+                &format!("/apps/{id}/logs?after={after}&wait_ms=5000"),
+            )?;
+            for line in answer["lines"].as_array().into_iter().flatten() {
+                after = line["seq"].as_u64().unwrap_or(after);
+                if line["stream"] == "stdout" {
+                    return Ok((started.elapsed(), after));
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("app {id} printed nothing within 30 s of its start");
+            }
+        }
+    }
+
+    /// The sequence number of the newest line in the app's log.
+    pub(crate) fn last_seq(&self, id: &str) -> Result<u64> {
+        let answer = self.call("GET", &format!("/apps/{id}/logs"))?;
+        Ok(answer["lines"]
+            .as_array()
+            .and_then(|lines| lines.last())
+            .and_then(|line| line["seq"].as_u64())
+            .unwrap_or(0))
+    }
+
+    pub(crate) fn state(&self, id: &str) -> Result<Value> {
+        Ok(self.call("GET", &format!("/apps/{id}"))?["status"].clone())
+    }
+
+    pub(crate) fn wait_state(&self, id: &str, states: &[&str]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.state(id)?;
+            if states.iter().any(|s| status["state"] == *s) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("app {id} is {status}, not {states:?}, after 30 s");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    pub(crate) fn running_pid(&self, id: &str) -> Result<u32> {
+        let status = self.state(id)?;
+        status["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .with_context(|| format!("app {id} is {status}, not running"))
     }
 }
