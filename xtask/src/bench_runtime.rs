@@ -408,7 +408,7 @@ fn names(dir: &str, file: &str) -> Vec<String> {
 }
 
 /// Installs the wasmtime CLI into `target/tools` once (about 7 minutes on 2 cores).
-fn ensure_wasmtime_cli(root: &Path) -> Result<PathBuf> {
+pub(crate) fn ensure_wasmtime_cli(root: &Path) -> Result<PathBuf> {
     let tools = root.join("target/tools");
     let bin = tools.join("bin/wasmtime");
     let matches = Command::new(&bin)

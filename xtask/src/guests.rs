@@ -33,7 +33,7 @@ pub(crate) fn build_guests(root: &Path) -> Result<Guests> {
 }
 
 /// Builds `sample-apps/<name>` and returns `<name>.wasm`, checked to be a component.
-fn build_guest(root: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn build_guest(root: &Path, name: &str) -> Result<PathBuf> {
     let target_dir = root.join("target/guests");
     step(
         &format!("build the {name} guest (Rust -> wasm32-wasip2 component)"),

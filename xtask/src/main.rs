@@ -6,7 +6,7 @@
 //! - `cargo xtask test` — everything CI checks: formatting, clippy, every test, the demo, and a
 //!   short fuzzing pass. Installs what a fresh machine lacks first.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run fuzz targets for a bounded time.
-//! - `cargo xtask bench [package|runtime|devices]` — measure and write `docs/benchmarks.md`.
+//! - `cargo xtask bench [package|runtime|devices|network]` — measure and write `docs/benchmarks.md`.
 //! - `cargo xtask cross` — build `wardend` and the Pulley worker for armv7 and run precompiled
 //!   samples with it under qemu-arm (also part of `test`).
 #![forbid(unsafe_code)]
@@ -15,6 +15,7 @@
 
 mod bench;
 mod bench_devices;
+mod bench_network;
 mod bench_runtime;
 mod cross;
 mod demo;
@@ -42,17 +43,21 @@ fn main() -> Result<()> {
                 None => {
                     bench::run(&root)?;
                     bench_runtime::run(&root)?;
-                    bench_devices::run(&root)
+                    bench_devices::run(&root)?;
+                    bench_network::run(&root)
                 }
                 Some("package") => bench::run(&root),
                 Some("runtime") => bench_runtime::run(&root),
                 Some("devices") => bench_devices::run(&root),
-                Some(other) => bail!("unknown benchmark {other:?}: package, runtime or devices"),
+                Some("network") => bench_network::run(&root),
+                Some(other) => {
+                    bail!("unknown benchmark {other:?}: package, runtime, devices or network")
+                }
             }
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm"
             );
             bail!("no command given")
         }
