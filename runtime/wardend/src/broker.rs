@@ -1,19 +1,29 @@
 //! The capability broker, supervisor side (decision 1): while an app runs, its worker asks for
-//! peripherals by the name the app used, on the broker socket (`warden_ipc::broker`). For
-//! each request, in order:
+//! peripherals by the name the app used, and for name lookups, connections and server sockets,
+//! on the broker socket (`warden_ipc::broker`). For each request, in order:
 //!
 //! 1. decode (bounded by the channel: one packet, at most 64 KiB) and [`BrokerRequest::validate`]
 //!    — a malformed request is answered `invalid-argument`, and the broker keeps serving;
-//! 2. [`authorize`]: the name must resolve, through the app's own resolved grants (made from
+//! 2. a network request (lookup, connect, listen) goes to this worker's
+//!    [`NetworkSession`](crate::network::NetworkSession), which decides it from the app's
+//!    [`NetworkGrant`] (its signed manifest's `AllowedConnections` and server ports), resolves
+//!    or makes the socket in the supervisor's network namespace, and remembers what lookups
+//!    returned (see [`crate::network`]); steps 3 and 4 are for peripherals;
+//! 3. [`authorize`]: the name must resolve, through the app's own resolved grants (made from
 //!    its signed manifest and the hardware definitions at install, ownership checked there),
 //!    to a peripheral of the kind asked for — otherwise `not-granted` (the board has it, the
 //!    manifest does not grant it) or `unknown-name` (no such peripheral of that kind);
-//! 3. the [`DeviceOpener`] opens exactly that resource (the simulated board's endpoint, or the
+//! 4. the [`DeviceOpener`] opens exactly that resource (the simulated board's endpoint, or the
 //!    Linux device) and the reply carries its descriptors.
+//!
+//! Either way the number of descriptors must match the grant's access, else `io`.
 //!
 //! `busy` within one app is the worker's own bookkeeping (it sees its resources dropped and
 //! reopened); across apps, install refuses a second owner of a peripheral, and the simulated
 //! board refuses a line another worker holds.
+//!
+//! A broker serves one worker on one thread, so its state (the addresses that worker looked
+//! up) needs no lock: [`Broker::answer`] and [`Broker::serve`] take `&mut self`.
 //!
 //! The broker knows nothing of WebAssembly and reads nothing but these requests.
 
@@ -24,6 +34,8 @@ use warden_ipc::broker::{Access, BrokerReply, BrokerRequest, Denial, ResourceReq
 use warden_policy::hwdef::{HwdefSet, ResolveError};
 use warden_policy::ids::PeripheralType;
 use warden_policy::install::Grant;
+
+use crate::network::{Network, NetworkGrant, NetworkSession};
 
 /// Opens granted resources: the simulated board, or the Linux devices a board file names.
 pub trait DeviceOpener: Send + Sync + std::fmt::Debug {
@@ -96,6 +108,8 @@ pub struct Broker<'a> {
     pub grants: &'a [Grant],
     pub hwdefs: &'a HwdefSet,
     pub opener: &'a dyn DeviceOpener,
+    /// Its network rights and what its lookups returned.
+    network: NetworkSession<'a>,
 }
 
 impl std::fmt::Debug for Broker<'_> {
@@ -107,6 +121,8 @@ impl std::fmt::Debug for Broker<'_> {
 }
 
 impl<'a> Broker<'a> {
+    /// A broker for an app with these peripheral grants and no network rights (every network
+    /// request is `not-granted`); see [`Broker::with_network`].
     pub fn new(
         app: &'a str,
         grants: &'a [Grant],
@@ -118,38 +134,54 @@ impl<'a> Broker<'a> {
             grants,
             hwdefs,
             opener,
+            network: NetworkSession::none(),
         }
     }
 
-    /// Answers one decoded request (steps 1–3 of the module documentation): the grant (the
-    /// chip peripheral and how to use it) and its descriptors.
+    /// The same broker with the app's network rights, answered through `network`.
+    pub fn with_network(mut self, grant: &'a NetworkGrant, network: &'a Network) -> Broker<'a> {
+        self.network = NetworkSession::new(grant, network);
+        self
+    }
+
+    /// Answers one decoded request (steps 1–4 of the module documentation): the grant (the
+    /// chip peripheral or network resource, and how to use it) and its descriptors.
     pub fn answer(
-        &self,
+        &mut self,
         request: &BrokerRequest,
     ) -> Result<(warden_ipc::broker::Grant, Vec<OwnedFd>), Denial> {
         request.validate()?;
-        let grant = authorize(self.grants, self.hwdefs, &request.open)?;
-        let (access, fds) = self.opener.open(self.app, grant, &request.open)?;
-        if fds.len() != access.descriptors() {
+        let (grant, fds) = if request.open.peripheral().is_none() {
+            self.network.answer(&request.open)?
+        } else {
+            let grant = authorize(self.grants, self.hwdefs, &request.open)?;
+            let (access, fds) = self.opener.open(self.app, grant, &request.open)?;
+            (
+                warden_ipc::broker::Grant {
+                    peripheral: grant.chip_peripheral.clone(),
+                    access,
+                },
+                fds,
+            )
+        };
+        if fds.len() != grant.access.descriptors() {
             return Err(Denial::Io(format!(
-                "opening `{}` gave {} descriptors, its access needs {}",
-                grant.chip_peripheral,
+                "opening {} gave {} descriptors, its access needs {}",
+                if request.open.peripheral().is_some() {
+                    format!("`{}`", grant.peripheral)
+                } else {
+                    request.open.describe()
+                },
                 fds.len(),
-                access.descriptors()
+                grant.access.descriptors()
             )));
         }
-        Ok((
-            warden_ipc::broker::Grant {
-                peripheral: grant.chip_peripheral.clone(),
-                access,
-            },
-            fds,
-        ))
+        Ok((grant, fds))
     }
 
     /// Serves the worker's broker socket until the worker closes it (or dies). Returns how
     /// many requests were answered.
-    pub fn serve(&self, channel: &Channel) -> u64 {
+    pub fn serve(&mut self, channel: &Channel) -> u64 {
         let mut answered = 0;
         loop {
             let (reply, fds) = match channel.recv::<BrokerRequest>() {

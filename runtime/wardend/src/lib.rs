@@ -15,6 +15,7 @@ pub mod http;
 pub mod index;
 pub mod install;
 pub mod logs;
+pub mod network;
 pub mod reports;
 pub mod sim_api;
 pub mod state;

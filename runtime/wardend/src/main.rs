@@ -10,6 +10,7 @@ use warden_sandbox::CgroupConfig;
 use wardend::device::DeviceConfig;
 use wardend::devices::BoardDevices;
 use wardend::install::Compiler;
+use wardend::network::{HostsTable, Network, Resolver};
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
 use wardend::worker::{WorkerCompiler, WorkerLauncher, engine_fingerprint};
@@ -51,10 +52,20 @@ struct Args {
     /// Parent cgroup for the per-app groups.
     #[arg(long, default_value = "warden")]
     cgroup_parent: PathBuf,
+    /// A hosts table (`ADDRESS NAME [NAME...]` per line, `#` comments, like /etc/hosts): the
+    /// only names resolved for apps' lookups, instead of the system resolver. For tests and
+    /// closed networks; a bad line refuses the start, naming the file and line.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // First: a mistake in the table stops the start before anything else is touched.
+    let resolver = match &args.hosts {
+        Some(path) => Resolver::Table(HostsTable::load(path)?),
+        None => Resolver::System,
+    };
     let worker = match args.worker {
         Some(path) => path,
         None => std::env::current_exe()
@@ -101,7 +112,9 @@ fn main() -> Result<()> {
         cgroups,
         devices: Arc::new(devices),
         hwdefs,
+        network: Arc::new(Network::new(resolver)),
     };
+    let names = launcher.network.resolver.to_string();
     if let Some(dir) = args.socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -116,7 +129,7 @@ fn main() -> Result<()> {
         args.reports,
     )?;
     eprintln!(
-        "wardend: serving {} (state {}, board {})",
+        "wardend: serving {} (state {}, board {}, apps' names resolved by {names})",
         args.socket.display(),
         args.state.display(),
         supervisor.device().board.name

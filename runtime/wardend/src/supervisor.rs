@@ -18,6 +18,7 @@ use crate::error::StateError;
 use crate::index::{Index, InstalledEntry};
 use crate::install::{self, Compiler, InstallError, Installed};
 use crate::logs::{Log, Stream};
+use crate::network::NetworkGrant;
 use crate::reports::{FailureKind, FailureReport, ReportStore};
 use crate::state::{STORE, StateDir};
 use crate::storage::{StorageError, StorageManager, StorageStatus, Usage};
@@ -77,6 +78,9 @@ pub struct LaunchSpec {
     pub storage: Option<StorageSpec>,
     /// The peripherals its manifest grants (resolved at install); the broker opens only these.
     pub grants: Vec<warden_policy::install::Grant>,
+    /// What its manifest allows on the network (`AllowedConnections`, server ports); the
+    /// broker looks up, connects and listens only as these allow.
+    pub network: NetworkGrant,
 }
 
 /// How a worker ended.
@@ -718,7 +722,8 @@ impl Supervisor {
             memory_limit_bytes: resolved.memory_limit_kb * 1024,
             watchdog_ms: resolved.watchdog_ms,
             storage,
-            grants: resolved.grants.clone(),
+            network: NetworkGrant::from_capabilities(&manifest.capabilities, &resolved.withheld),
+            grants: resolved.grants,
         })
     }
 }

@@ -27,6 +27,7 @@ use warden_sandbox::{SandboxChild, SpawnRequest, WorkerExit, spawn};
 use crate::broker::{Broker, DeviceOpener};
 use crate::install::Compiler;
 use crate::logs::{Log, Stream};
+use crate::network::Network;
 use crate::reports::FailureKind;
 use crate::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
 
@@ -53,6 +54,8 @@ pub struct WorkerLauncher {
     /// resolves the names apps ask for against.
     pub devices: Arc<dyn DeviceOpener>,
     pub hwdefs: Arc<HwdefSet>,
+    /// What the broker resolves allowed names with and makes sockets with, for every worker.
+    pub network: Arc<Network>,
 }
 
 /// A fresh cgroup name for each worker: a restart right after a stop must not meet the old
@@ -181,9 +184,13 @@ impl Launcher for WorkerLauncher {
         for line in &cgroup.report().lines {
             log.push(Stream::Supervisor, format!("cgroup: {line}").as_bytes());
         }
-        // Only components can import the device world; an app granted nothing gets no broker
-        // (every open it tries is refused in the worker) and keeps the smallest profile.
-        let brokered = spec.kind == CodeKind::Component && !spec.grants.is_empty();
+        // Only components can import the device world and `wasi:sockets`; an app granted
+        // nothing gets no broker (every open it tries is refused in the worker) and keeps the
+        // smallest profile. Network rights take the network profiles, which include the
+        // device calls.
+        let component = spec.kind == CodeKind::Component;
+        let networked = component && !spec.network.is_empty();
+        let brokered = component && (!spec.grants.is_empty() || networked);
         let plan = ConfinePlan {
             protocol: PROTOCOL_VERSION,
             app: spec.app.clone(),
@@ -194,11 +201,13 @@ impl Launcher for WorkerLauncher {
                 fsize_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
             },
             storage: spec.storage.is_some(),
-            seccomp: match (spec.storage.is_some(), brokered) {
-                (false, false) => SeccompProfile::Worker,
-                (true, false) => SeccompProfile::WorkerStorage,
-                (false, true) => SeccompProfile::WorkerDevices,
-                (true, true) => SeccompProfile::WorkerStorageDevices,
+            seccomp: match (spec.storage.is_some(), brokered, networked) {
+                (false, _, true) => SeccompProfile::WorkerNetwork,
+                (true, _, true) => SeccompProfile::WorkerStorageNetwork,
+                (false, true, false) => SeccompProfile::WorkerDevices,
+                (true, true, false) => SeccompProfile::WorkerStorageDevices,
+                (false, false, false) => SeccompProfile::Worker,
+                (true, false, false) => SeccompProfile::WorkerStorage,
             },
             runs: Some(spec.kind),
         };
@@ -254,11 +263,14 @@ impl Launcher for WorkerLauncher {
         if let Some(channel) = broker {
             let devices = Arc::clone(&self.devices);
             let hwdefs = Arc::clone(&self.hwdefs);
+            let network = Arc::clone(&self.network);
             let (app, grants, log) = (spec.app.clone(), spec.grants.clone(), log.clone());
+            let rights = spec.network.clone();
             std::thread::Builder::new()
                 .name(format!("broker-{}", &spec.app[..spec.app.len().min(8)]))
                 .spawn(move || {
-                    let broker = Broker::new(&app, &grants, &hwdefs, &*devices);
+                    let mut broker = Broker::new(&app, &grants, &hwdefs, &*devices)
+                        .with_network(&rights, &network);
                     let answered = broker.serve(&channel);
                     log.push(
                         Stream::Supervisor,

@@ -50,24 +50,62 @@ pub struct Daemon {
     pub socket: PathBuf,
 }
 
+/// How to start `wardend`, beyond the fixture's state and trust.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The board file; the simulated board's when `None`.
+    pub board: Option<PathBuf>,
+    /// `--hosts`: the table that alone answers apps' name lookups; the system resolver when
+    /// `None`.
+    pub hosts: Option<PathBuf>,
+}
+
 impl Daemon {
     /// Starts `wardend` on the fixture's state and trust, and waits for its socket.
     pub fn start(f: &Fixture) -> Daemon {
-        Daemon::start_on(
-            f,
-            &repo().join("buildroot-overlay/board/warden-sim/board.json"),
-        )
+        Daemon::start_with(f, &Options::default())
     }
 
     /// [`Daemon::start`] on another board file.
     pub fn start_on(f: &Fixture, board: &Path) -> Daemon {
+        Daemon::start_with(
+            f,
+            &Options {
+                board: Some(board.to_path_buf()),
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Daemon::start`] with `--hosts`: apps' lookups are answered from the table at `hosts`
+    /// alone (`ADDRESS NAME [NAME…]` per line, like /etc/hosts).
+    pub fn start_with_hosts(f: &Fixture, hosts: &Path) -> Daemon {
+        Daemon::start_with(
+            f,
+            &Options {
+                hosts: Some(hosts.to_path_buf()),
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Daemon::start`] as `options` say.
+    pub fn start_with(f: &Fixture, options: &Options) -> Daemon {
+        let board = options
+            .board
+            .clone()
+            .unwrap_or_else(|| repo().join("buildroot-overlay/board/warden-sim/board.json"));
         let socket = f.tmp.path().join("control.sock");
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new(env!("CARGO_BIN_EXE_wardend"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wardend"));
+        if let Some(hosts) = &options.hosts {
+            command.arg("--hosts").arg(hosts);
+        }
+        let child = command
             .arg("--state")
             .arg(&f.state_path)
             .arg("--board")
-            .arg(board)
+            .arg(&board)
             .arg("--trust")
             .arg(f.tmp.path().join("trust.json"))
             .arg("--socket")
