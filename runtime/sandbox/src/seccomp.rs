@@ -356,13 +356,22 @@ mod tests {
         ("armv7", include_str!("../seccomp/armv7.json")),
     ];
 
-    pub(crate) const PROFILES_NAMES: [&str; 5] = [
+    pub(crate) const PROFILES_NAMES: [&str; 7] = [
         "worker",
         "worker_storage",
         "worker_devices",
         "worker_storage_devices",
+        "worker_network",
+        "worker_storage_network",
         "compiler",
     ];
+
+    /// The profiles of apps granted network access: the only ones that may accept connections
+    /// (on a listening socket the supervisor made and passed).
+    const NETWORK_PROFILES: [&str; 2] = ["worker_network", "worker_storage_network"];
+
+    /// Allowed in the network profiles only.
+    const NETWORK_ONLY: &[&str] = &["accept4"];
 
     /// No profile may contain any of these: each opens a way out of the sandbox or into the
     /// kernel's less-travelled code.
@@ -373,7 +382,6 @@ mod tests {
         "bind",
         "listen",
         "accept",
-        "accept4",
         "open",
         "creat",
         "fork",
@@ -545,6 +553,13 @@ mod tests {
                 let allowed = file.syscalls(name).unwrap();
                 let bad: Vec<&&str> = DENIED.iter().filter(|s| allowed.contains(**s)).collect();
                 assert!(bad.is_empty(), "{arch}/{name} allows {bad:?}");
+                if !NETWORK_PROFILES.contains(&name) {
+                    let network: Vec<&&str> = NETWORK_ONLY
+                        .iter()
+                        .filter(|s| allowed.contains(**s))
+                        .collect();
+                    assert!(network.is_empty(), "{arch}/{name} allows {network:?}");
+                }
             }
         }
     }
@@ -567,14 +582,33 @@ mod tests {
         }
     }
 
+    /// The x86_64 calls aarch64 lacks, and the call glibc makes there instead.
+    const AARCH64_NAMES: &[(&str, &str)] = &[
+        // glibc's epoll_wait is epoll_pwait with no signal mask where the kernel has no
+        // epoll_wait (the generic syscall table of newer architectures).
+        ("epoll_wait", "epoll_pwait"),
+    ];
+
     #[test]
     fn every_arch_allows_the_same_calls_where_the_kernel_has_them() {
-        // aarch64 lacks legacy calls x86_64 keeps (poll, open, ...); none is in a profile, so the
-        // sets must be equal. List any exception here.
+        // aarch64 lacks legacy calls x86_64 keeps (poll, open, epoll_wait, ...); those in a
+        // profile are renamed by AARCH64_NAMES, and then the sets must be equal. List any
+        // other exception here.
         let x86_only: BTreeSet<&str> = BTreeSet::new();
         let files: Vec<_> = each_file().collect();
         for name in PROFILES_NAMES {
-            let x86 = files[0].1.syscalls(name).unwrap();
+            let x86: BTreeSet<String> = files[0]
+                .1
+                .syscalls(name)
+                .unwrap()
+                .into_iter()
+                .map(|call| {
+                    AARCH64_NAMES
+                        .iter()
+                        .find(|(x, _)| *x == call)
+                        .map_or(call.clone(), |(_, arm)| (*arm).to_owned())
+                })
+                .collect();
             let arm = files[1].1.syscalls(name).unwrap();
             let only_x86: BTreeSet<&str> = x86.difference(&arm).map(String::as_str).collect();
             let only_arm: BTreeSet<&str> = arm.difference(&x86).map(String::as_str).collect();
@@ -599,12 +633,16 @@ mod tests {
 
     /// What 32-bit ARM needs besides, and why (see armv7.json): handlers without SA_SIGINFO
     /// return through `sigreturn`; glibc tries the 64-bit-time calls first and falls back to
-    /// the 32-bit-time ones (which keep the x86_64 names) on kernels before 5.1.
+    /// the 32-bit-time ones (which keep the x86_64 names) on kernels before 5.1; glibc's
+    /// `recv` and `send` are calls of their own there (x86_64 and aarch64 have only
+    /// `recvfrom`/`sendto`, which UDP's addressed datagrams need on ARM too).
     const ARMV7_ONLY: &[&str] = &[
         "sigreturn",
         "clock_gettime64",
         "clock_nanosleep_time64",
         "utimensat_time64",
+        "recv",
+        "send",
     ];
 
     #[test]
@@ -727,6 +765,77 @@ mod tests {
             // No device rule opens anything: every descriptor comes from the supervisor.
             for rule in &added {
                 assert!(!rule.starts_with("open"), "{arch}: {rule}");
+            }
+        }
+    }
+
+    /// `worker_network` is `worker_devices` plus exactly the rules the passed sockets and the
+    /// tokio I/O driver need, and `worker_storage_network` is exactly the union of
+    /// `worker_storage` and `worker_network`, each rule once. Nothing in them makes, binds,
+    /// connects or sets listening a socket: the supervisor does that.
+    #[test]
+    fn the_network_profiles_add_exactly_the_network_rules() {
+        let key = |r: &Rule| {
+            format!(
+                "{}{}|{:?}",
+                r.syscall,
+                if r.debug_only { " (debug)" } else { "" },
+                r.args.as_ref().map(|a| a
+                    .iter()
+                    .map(|c| (c.index, c.op.to_string(), c.val))
+                    .collect::<Vec<_>>())
+            )
+        };
+        let set = |rules: Vec<Rule>| rules.iter().map(key).collect::<BTreeSet<String>>();
+        for (arch, file, _) in each_file() {
+            let devices = set(file.rules("worker_devices").unwrap());
+            let storage = set(file.rules("worker_storage").unwrap());
+            let network = set(file.rules("worker_network").unwrap());
+            let both_rules = file.rules("worker_storage_network").unwrap();
+            let both = set(both_rules.clone());
+            assert!(devices.is_subset(&network), "{arch}");
+            let added: BTreeSet<&str> = network
+                .difference(&devices)
+                .map(|rule| rule.split('|').next().unwrap_or_default())
+                .collect();
+            let (wait, fcntl) = match arch {
+                "aarch64" => ("epoll_pwait", "fcntl"),
+                "armv7" => ("epoll_wait", "fcntl64"),
+                _ => ("epoll_wait", "fcntl"),
+            };
+            let mut expected: BTreeSet<&str> = [
+                wait,
+                "epoll_ctl",
+                "recvfrom",
+                "sendto",
+                "accept4",
+                "shutdown",
+            ]
+            .into();
+            // tokio's debug assertion that a socket it is given is non-blocking (F_GETFL).
+            let debug_check = format!("{fcntl} (debug)");
+            expected.insert(&debug_check);
+            if arch == "armv7" {
+                expected.extend(["recv", "send"]);
+            }
+            assert_eq!(added, expected, "{arch}");
+            let union: BTreeSet<String> = storage.union(&network).cloned().collect();
+            assert_eq!(both, union, "{arch}");
+            assert_eq!(both.len(), both_rules.len(), "{arch}: a rule taken twice");
+            for call in [
+                "socket",
+                "socketpair",
+                "connect",
+                "bind",
+                "listen",
+                "accept",
+            ] {
+                for name in NETWORK_PROFILES {
+                    assert!(
+                        !file.syscalls(name).unwrap().contains(call),
+                        "{arch}/{name}"
+                    );
+                }
             }
         }
     }

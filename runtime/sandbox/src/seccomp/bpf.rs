@@ -987,6 +987,12 @@ mod tests {
         ("renameat2", libc::SYS_renameat2),
         ("statx", libc::SYS_statx),
         ("openat2", libc::SYS_openat2),
+        ("epoll_wait", libc::SYS_epoll_wait),
+        ("epoll_ctl", libc::SYS_epoll_ctl),
+        ("recvfrom", libc::SYS_recvfrom),
+        ("sendto", libc::SYS_sendto),
+        ("accept4", libc::SYS_accept4),
+        ("shutdown", libc::SYS_shutdown),
     ];
 
     /// Our generator, pointed at x86_64, decides every call exactly as seccompiler's program
