@@ -11,6 +11,9 @@
 //! Prepared::run (after seccomp)    Devices::new(BrokerClient::new(broker) or NoBroker, stderr)
 //! ```
 //!
+//! The same crate holds the worker's `wasi:sockets` host ([`net`]): lookups, connections and
+//! server sockets through the same broker, over the descriptors it passes.
+//!
 //! One module per WIT interface (`gpio`, `i2c`, `spi`, `uart`, `adc`, `pwm`, `log`; `intercore`,
 //! `sysevent` and `power` in `unavailable`); each resource speaks either the simulated board's
 //! protocol over its descriptor (`sim`) or the Linux device interface (`linux`). Every `unsafe`
@@ -25,6 +28,7 @@ mod gpio;
 mod i2c;
 mod linux;
 mod log;
+pub mod net;
 mod opener;
 mod pwm;
 mod sim;
@@ -33,4 +37,4 @@ mod uart;
 mod unavailable;
 
 pub use devices::{Devices, add_to_linker};
-pub use opener::{BrokerClient, NoBroker, Opener};
+pub use opener::{BrokerClient, NoBroker, Opener, SharedOpener};

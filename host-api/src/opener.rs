@@ -1,7 +1,9 @@
-//! Asking for a peripheral: the [`Opener`] trait, the broker client a brokered worker uses,
-//! and [`NoBroker`] for apps granted no peripherals.
+//! Asking for a peripheral or a socket: the [`Opener`] trait, the broker client a brokered
+//! worker uses, [`NoBroker`] for apps granted nothing, and [`SharedOpener`], the one opener the
+//! device and network hosts of an app share.
 
 use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 
 use warden_ipc::Channel;
 use warden_ipc::broker::{BrokerReply, BrokerRequest, Denial, Grant, ResourceRequest};
@@ -22,6 +24,37 @@ impl Opener for NoBroker {
         Err(Denial::NotGranted(
             "this app's manifest grants it no peripherals".into(),
         ))
+    }
+}
+
+/// One opener shared by the device host ([`crate::Devices`]) and the network host
+/// ([`crate::net::Net`]) of an app: there is one broker socket per worker, and its requests are
+/// answered in order, one at a time. The worker has one thread, so the lock is never contended
+/// (no `futex`).
+#[derive(Clone)]
+pub struct SharedOpener(Arc<Mutex<Box<dyn Opener>>>);
+
+impl SharedOpener {
+    pub fn new(opener: Box<dyn Opener>) -> SharedOpener {
+        SharedOpener(Arc::new(Mutex::new(opener)))
+    }
+}
+
+impl std::fmt::Debug for SharedOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedOpener").finish_non_exhaustive()
+    }
+}
+
+impl Opener for SharedOpener {
+    fn open(&mut self, request: ResourceRequest) -> Result<(Grant, Vec<OwnedFd>), Denial> {
+        // A panic while the lock was held left no half-done state behind: each open is one
+        // request and one reply, and the broker client marks itself broken on any failure.
+        let mut opener = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        opener.open(request)
     }
 }
 

@@ -45,10 +45,15 @@ fn gpio_board() -> Board {
 /// Devices whose broker grants `name` (only) as the board's GPIO line.
 fn with_gpio(name: &'static str, mut line: Board) -> (Devices, common::Log<ResourceRequest>) {
     let (opener, asked) = broker(move |request| {
-        if request.name() == name && line.worker_end.is_some() {
+        if request.peripheral().unwrap_or_default() == name && line.worker_end.is_some() {
             line.grant("SIM_GPIO0", Detail::Gpio)
         } else {
-            (Err(Denial::NotGranted(request.name().into())), vec![])
+            (
+                Err(Denial::NotGranted(
+                    request.peripheral().unwrap_or_default().into(),
+                )),
+                vec![],
+            )
         }
     });
     (devices(opener).0, asked)
@@ -147,8 +152,8 @@ fn input_and_in_out_pins_send_their_requests() {
 #[test]
 fn every_denial_reaches_the_app_as_its_error() {
     let (opener, _) = broker(|request| {
-        let message = format!("denied {}", request.name());
-        let denial = match request.name() {
+        let message = format!("denied {}", request.peripheral().unwrap_or_default());
+        let denial = match request.peripheral().unwrap_or_default() {
             "A" => Denial::NotGranted(message),
             "B" => Denial::UnknownName(message),
             "C" => Denial::Busy(message),
@@ -205,12 +210,14 @@ fn without_a_broker_every_open_is_not_granted() {
 #[test]
 fn a_second_open_of_an_open_name_is_busy_until_the_first_is_dropped() {
     let mut lines = vec![gpio_board(), gpio_board()];
-    let (opener, asked) = broker(move |request| match request.name() {
-        "SAMPLE_LED" | "$SAMPLE_LED" => lines.pop().unwrap().grant("SIM_GPIO0", Detail::Gpio),
-        // Another name of the same pin, resolved by the broker.
-        "LED_RED" => gpio_board().grant("SIM_GPIO0", Detail::Gpio),
-        other => (Err(Denial::UnknownName(other.into())), vec![]),
-    });
+    let (opener, asked) = broker(
+        move |request| match request.peripheral().unwrap_or_default() {
+            "SAMPLE_LED" | "$SAMPLE_LED" => lines.pop().unwrap().grant("SIM_GPIO0", Detail::Gpio),
+            // Another name of the same pin, resolved by the broker.
+            "LED_RED" => gpio_board().grant("SIM_GPIO0", Detail::Gpio),
+            other => (Err(Denial::UnknownName(other.into())), vec![]),
+        },
+    );
     let (mut devices, _) = devices(opener);
     let first = HostOutputPin::open(&mut devices, "SAMPLE_LED".into(), Level::Low).unwrap();
     for (again, asks) in [("SAMPLE_LED", 1), ("$SAMPLE_LED", 1), ("LED_RED", 2)] {
@@ -256,28 +263,30 @@ fn dropping_a_resource_closes_its_descriptor() {
 #[test]
 fn a_grant_with_the_wrong_number_of_descriptors_is_an_io_error_and_the_broker_stays_usable() {
     let mut line = gpio_board();
-    let (opener, _) = broker(move |request| match request.name() {
-        "NONE" => (
-            Ok(Grant {
-                peripheral: "P0".into(),
-                access: Access::Sim {
-                    detail: Detail::Gpio,
-                },
-            }),
-            vec![],
-        ),
-        "TWO" => {
-            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-            (
+    let (opener, _) = broker(
+        move |request| match request.peripheral().unwrap_or_default() {
+            "NONE" => (
                 Ok(Grant {
-                    peripheral: "P1".into(),
-                    access: Access::Tty { baud: 9600 },
+                    peripheral: "P0".into(),
+                    access: Access::Sim {
+                        detail: Detail::Gpio,
+                    },
                 }),
-                vec![OwnedFd::from(a), OwnedFd::from(b)],
-            )
-        }
-        _ => line.grant("P2", Detail::Gpio),
-    });
+                vec![],
+            ),
+            "TWO" => {
+                let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+                (
+                    Ok(Grant {
+                        peripheral: "P1".into(),
+                        access: Access::Tty { baud: 9600 },
+                    }),
+                    vec![OwnedFd::from(a), OwnedFd::from(b)],
+                )
+            }
+            _ => line.grant("P2", Detail::Gpio),
+        },
+    );
     let (mut devices, _) = devices(opener);
     let err = HostOutputPin::open(&mut devices, "NONE".into(), Level::Low)
         .map(|_| ())

@@ -402,7 +402,7 @@ impl Bench {
         };
         let mut stdout = tempfile::tempfile()?;
         let mut stderr = tempfile::tempfile()?;
-        let prepared = Prepared::new(CodeKind::Component)?;
+        let prepared = Prepared::new(CodeKind::Component, false)?;
         let cpu_before = thread_cpu()?;
         let (outcome, _) = prepared.run_measured(
             &request,

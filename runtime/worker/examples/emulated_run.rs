@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let stderr = File::from(std::io::stderr().as_fd().try_clone_to_owned()?);
 
     let started = Instant::now();
-    let prepared = Prepared::new(request.kind)?;
+    let prepared = Prepared::new(request.kind, false)?;
     let prepare = started.elapsed();
     let (outcome, timings) = prepared.run_measured(&request, code, stdout, stderr, None, None)?;
     let total = started.elapsed();

@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     };
     let broker = if brokered { Some(fake_broker()?) } else { None };
 
-    let prepared = Prepared::new(request.kind)?;
+    let prepared = Prepared::new(request.kind, false)?;
     // ---- seccomp would be installed here ----
     let _ = rustix::process::getppid();
     let outcome = prepared.run(&request, code, stdout, stderr, storage, broker)?;

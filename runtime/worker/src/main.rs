@@ -133,13 +133,17 @@ fn serve(channel: &Channel) -> Result<(), Failure> {
         match (plan.seccomp, plan.runs) {
             (SeccompProfile::Compiler, None) => prepare_compiler()?,
             (
-                SeccompProfile::Worker
+                profile @ (SeccompProfile::Worker
                 | SeccompProfile::WorkerStorage
                 | SeccompProfile::WorkerDevices
-                | SeccompProfile::WorkerStorageDevices,
+                | SeccompProfile::WorkerStorageDevices
+                | SeccompProfile::WorkerNetwork
+                | SeccompProfile::WorkerStorageNetwork),
                 Some(kind),
             ) => {
-                prepared = Some(Prepared::new(kind)?);
+                // The network profiles allow what the tokio I/O driver and the brokered
+                // sockets need; only then is the driver built (its epoll instance, now).
+                prepared = Some(Prepared::new(kind, profile.network())?);
             }
             (profile, runs) => {
                 return Err(anyhow!(

@@ -7,9 +7,10 @@ use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use warden_host_api::{BrokerClient, Devices, NoBroker, Opener};
+use warden_host_api::net::{self, Net, NetCtxView, NetView};
+use warden_host_api::{BrokerClient, Devices, NoBroker, Opener, SharedOpener};
 use warden_ipc::{Channel, CodeKind, Outcome, RunRequest};
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::{Component, HasData, ResourceTable};
 use wasmtime::{CallHook, Engine, Linker, Module, Store};
 use wasmtime_wasi::cli::{OutputFile, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -37,6 +38,8 @@ pub enum PrepareError {
     Link { kind: &'static str, message: String },
     #[error("cannot add the warden:device interfaces to the component linker: {0}")]
     Devices(String),
+    #[error("cannot add the brokered wasi:sockets interfaces to the component linker: {0}")]
+    Sockets(String),
     #[error("cannot build the current-thread tokio runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -87,6 +90,8 @@ struct ComponentHost {
     budget: MemoryBudget,
     /// `warden:device`: the peripherals the app opened through the broker.
     devices: Devices,
+    /// `wasi:sockets`: lookups, connections and server sockets through the same broker.
+    net: Net,
 }
 
 /// `warden:device/log`'s way to the app's stderr: the same stream WASI's stderr writes to
@@ -117,6 +122,68 @@ impl WasiView for ComponentHost {
     }
 }
 
+impl NetView for ComponentHost {
+    fn net(&mut self) -> NetCtxView<'_> {
+        NetCtxView {
+            table: &mut self.table,
+            net: &mut self.net,
+        }
+    }
+}
+
+/// `wasi:io` works on the WASI resource table itself.
+struct HasIo;
+
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// WASI 0.2 as `wasmtime_wasi::p2::add_to_linker_async` links it, interface by interface, but
+/// with `wasi:sockets` from `warden-host-api` (over sockets the broker passes) instead of
+/// wasmtime-wasi's own, which calls `socket(2)`: in the sandbox that is death by SIGSYS.
+fn add_wasi(linker: &mut wasmtime::component::Linker<ComponentHost>) -> Result<(), PrepareError> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+
+    let link = |e: wasmtime::Error| PrepareError::Link {
+        kind: "component",
+        message: outcome::message(&e),
+    };
+    let l = &mut *linker;
+    fn table(host: &mut ComponentHost) -> &mut ResourceTable {
+        &mut host.table
+    }
+    io::error::add_to_linker::<_, HasIo>(l, table).map_err(link)?;
+    io::poll::add_to_linker::<_, HasIo>(l, table).map_err(link)?;
+    io::streams::add_to_linker::<_, HasIo>(l, table).map_err(link)?;
+    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, ComponentHost::clocks).map_err(link)?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, ComponentHost::clocks)
+        .map_err(link)?;
+    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, ComponentHost::filesystem)
+        .map_err(link)?;
+    filesystem::types::add_to_linker::<_, WasiFilesystem>(l, ComponentHost::filesystem)
+        .map_err(link)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, ComponentHost::random).map_err(link)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, ComponentHost::random).map_err(link)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, ComponentHost::random)
+        .map_err(link)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
+    net::add_to_linker(l).map_err(|e| PrepareError::Sockets(outcome::message(&e)))?;
+    Ok(())
+}
+
 /// The WASI linker for the one kind of code a worker runs.
 enum Linkers {
     Module(Linker<ModuleHost>),
@@ -130,6 +197,9 @@ pub struct Prepared {
     /// Never dropped: its shutdown wakes a condition variable (`futex`), a syscall the worker's
     /// steady state would otherwise not need, and the worker exits right after its one run.
     runtime: ManuallyDrop<tokio::runtime::Runtime>,
+    /// The app may use the network: the runtime has the I/O driver, and `wasi:sockets` asks
+    /// the broker. Otherwise every socket operation is `access-denied`.
+    network: bool,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -141,12 +211,14 @@ impl std::fmt::Debug for Prepared {
 impl Prepared {
     /// Builds everything that needs more than the steady state's syscalls, reading no app
     /// byte: the engine (wasmtime installs its trap handlers here), the SIGALRM handler, the
-    /// WASI linker for `kind` (preview 1 for modules, 0.2 and the `warden:device` interfaces
-    /// for components: preview-1 modules cannot import WIT; only that one linker), a
-    /// current-thread tokio runtime with only the timer driver, and a throwaway WASI context
-    /// (seeds the thread's random generator and hash keys). Call it in the sandbox's
-    /// before-seccomp hook, on the main thread; it starts no thread.
-    pub fn new(kind: CodeKind) -> Result<Prepared, PrepareError> {
+    /// WASI linker for `kind` (preview 1 for modules; for components 0.2 with the brokered
+    /// `wasi:sockets` and the `warden:device` interfaces: preview-1 modules cannot import WIT;
+    /// only that one linker), a current-thread tokio runtime with the timer driver — and the
+    /// I/O driver (epoll) if `network`, i.e. the app may use the network
+    /// (`SeccompProfile::network`) — and a throwaway WASI context (seeds the thread's random
+    /// generator and hash keys). Call it in the sandbox's before-seccomp hook, on the main
+    /// thread; it starts no thread.
+    pub fn new(kind: CodeKind, network: bool) -> Result<Prepared, PrepareError> {
         let engine = engine::runtime_engine().map_err(|e| PrepareError::Engine(e.to_string()))?;
         sys::install_tick_handler().map_err(PrepareError::Signal)?;
 
@@ -164,12 +236,7 @@ impl Prepared {
             }
             CodeKind::Component => {
                 let mut components = wasmtime::component::Linker::new(&engine);
-                wasmtime_wasi::p2::add_to_linker_async(&mut components).map_err(|e| {
-                    PrepareError::Link {
-                        kind: "component",
-                        message: outcome::message(&e),
-                    }
-                })?;
+                add_wasi(&mut components)?;
                 warden_host_api::add_to_linker(&mut components, |host: &mut ComponentHost| {
                     &mut host.devices
                 })
@@ -179,18 +246,23 @@ impl Prepared {
         };
 
         // wasmtime-wasi otherwise builds a multi-threaded runtime on first use, and a worker
-        // under seccomp dies on clone3. The timer driver serves WASI sleeps; there is no I/O
-        // driver (no epoll, no eventfd).
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(PrepareError::Runtime)?;
+        // under seccomp dies on clone3. The timer driver serves WASI sleeps. The I/O driver
+        // (its epoll instance and eventfd made here, before seccomp) only for an app that may
+        // use the network: it waits for the brokered sockets, and the timer then parks in
+        // `epoll_wait` instead of `clock_nanosleep`.
+        let mut runtime = tokio::runtime::Builder::new_current_thread();
+        runtime.enable_time();
+        if network {
+            runtime.enable_io();
+        }
+        let runtime = runtime.build().map_err(PrepareError::Runtime)?;
 
         drop(WasiCtxBuilder::new().build());
         Ok(Prepared {
             engine,
             linker,
             runtime: ManuallyDrop::new(runtime),
+            network,
         })
     }
 
@@ -229,7 +301,9 @@ impl Prepared {
     /// 5. Components run `wasi:cli/run`, modules `_start`.
     /// 6. A component's `warden:device` opens go to the broker socket `broker` (given exactly
     ///    when `request.broker` says so); without one, every open is refused `not-granted`. A
-    ///    module cannot import devices: a broker socket given with one is closed unused.
+    ///    module cannot import devices: a broker socket given with one is closed unused. Its
+    ///    `wasi:sockets` lookups, connections and server sockets go to the same broker if the
+    ///    worker was prepared with `network`; otherwise each is refused `access-denied`.
     ///
     /// `Err` is a failure of the worker, not of the app.
     pub fn run_measured(
@@ -323,7 +397,17 @@ impl Prepared {
                     Some(fd) => Box::new(BrokerClient::new(Channel::from_fd(fd))),
                     None => Box::new(NoBroker),
                 };
-                let devices = Devices::new(opener, Box::new(StderrLog(stderr.p2_stream())));
+                // One broker socket, one conversation: devices and sockets share the opener.
+                let opener = SharedOpener::new(opener);
+                let devices = Devices::new(
+                    Box::new(opener.clone()),
+                    Box::new(StderrLog(stderr.p2_stream())),
+                );
+                let net = if self.network {
+                    Net::brokered(opener)
+                } else {
+                    Net::denied()
+                };
                 let store = Store::new(
                     &self.engine,
                     ComponentHost {
@@ -331,6 +415,7 @@ impl Prepared {
                         table: ResourceTable::new(),
                         budget,
                         devices,
+                        net,
                     },
                 );
                 let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;

@@ -57,7 +57,7 @@ fn without_a_broker_the_open_is_refused_and_the_app_can_say_why() {
 #[test]
 fn a_broker_socket_must_come_exactly_when_the_request_says_so() {
     let app = precompile(&wat("gpio_blink_component.wat"));
-    let prepared = warden_worker::Prepared::new(app.kind).unwrap();
+    let prepared = warden_worker::Prepared::new(app.kind, false).unwrap();
     let mut req = request(&app);
     req.broker = true;
     let out = || tempfile::tempfile().unwrap();

@@ -15,8 +15,10 @@ use std::os::fd::AsFd;
 use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
+
 use warden_ipc::broker::{
-    Access, BrokerReply, BrokerRequest, Denial, Detail, Grant, ResourceRequest,
+    Access, BrokerReply, BrokerRequest, Denial, Detail, Grant, NetError, ResourceRequest, Transport,
 };
 use warden_ipc::sim::{SimReply, SimRequest};
 use warden_ipc::{Channel, CodeKind, Outcome, RunRequest};
@@ -126,11 +128,23 @@ pub fn run_brokered(
     storage: Option<OwnedFd>,
     broker: Option<OwnedFd>,
 ) -> Ran {
+    run_prepared(request, code, storage, broker, false)
+}
+
+/// Like [`run_brokered`], in a worker prepared as for a network profile if `network` (the
+/// runtime's I/O driver, `wasi:sockets` through the broker).
+pub fn run_prepared(
+    request: &RunRequest,
+    code: File,
+    storage: Option<OwnedFd>,
+    broker: Option<OwnedFd>,
+    network: bool,
+) -> Ran {
     let _guard = lock();
     let mut stdout = tempfile::tempfile().expect("stdout file");
     let mut stderr = tempfile::tempfile().expect("stderr file");
     let started = Instant::now();
-    let prepared = Prepared::new(request.kind).expect("prepares");
+    let prepared = Prepared::new(request.kind, network).expect("prepares");
     let prepare = started.elapsed();
     let (outcome, timings) = prepared
         .run_measured(
@@ -167,8 +181,20 @@ fn read_all(file: &mut File) -> Vec<u8> {
 
 /// The `sample-apps/hello` component, built for wasm32-wasip2 on first use.
 pub fn hello_component() -> Vec<u8> {
+    sample_component("hello")
+}
+
+/// The `sample-apps/net-probe` component (network steps through Rust's `std::net`, i.e.
+/// `wasi:sockets`), built for wasm32-wasip2 on first use.
+pub fn net_probe_component() -> Vec<u8> {
+    sample_component("net-probe")
+}
+
+/// `sample-apps/<name>`, built for wasm32-wasip2 (cargo decides whether anything changed).
+fn sample_component(name: &str) -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let wasm = root.join("target/guests/wasm32-wasip2/release/hello.wasm");
+    let wasm = root.join(format!("target/guests/wasm32-wasip2/release/{name}.wasm"));
+    let manifest = format!("sample-apps/{name}/Cargo.toml");
     let status = std::process::Command::new(env!("CARGO"))
         .current_dir(&root)
         .args([
@@ -178,14 +204,14 @@ pub fn hello_component() -> Vec<u8> {
             "--target",
             "wasm32-wasip2",
             "--manifest-path",
-            "sample-apps/hello/Cargo.toml",
+            &manifest,
             "--target-dir",
             "target/guests",
         ])
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building sample-apps/hello failed");
-    std::fs::read(&wasm).expect("hello.wasm")
+    assert!(status.success(), "building sample-apps/{name} failed");
+    std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()))
 }
 
 /// A simulated GPIO line on a thread: reports every request on `seen`, answers `Done`.
@@ -211,7 +237,7 @@ pub fn broker(line: OwnedFd, seen: mpsc::Sender<ResourceRequest>) -> OwnedFd {
     std::thread::spawn(move || {
         while let Ok((request, _)) = supervisor.recv::<BrokerRequest>() {
             seen.send(request.open.clone()).expect("the test listens");
-            let (result, fds) = match (request.open.name(), line.take()) {
+            let (result, fds) = match (request.open.peripheral().unwrap_or_default(), line.take()) {
                 ("SAMPLE_LED", Some(fd)) => (
                     Ok(Grant {
                         peripheral: "SIM_GPIO0".into(),
@@ -232,4 +258,114 @@ pub fn broker(line: OwnedFd, seen: mpsc::Sender<ResourceRequest>) -> OwnedFd {
         }
     });
     worker.into_fd()
+}
+
+/// What the fake network broker saw and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A request, as the worker sent it.
+    Asked(ResourceRequest),
+    /// A server socket it made for the app, listening (TCP) or bound (UDP) here.
+    Serving(Transport, SocketAddr),
+}
+
+/// A fake network broker on a thread, standing in for the supervisor: `allowed.test` resolves
+/// to 127.0.0.1 and ::1, connections go to 127.0.0.1 only (made here, like the supervisor
+/// makes them), and server sockets are made on 127.0.0.1 with a free port (whatever port the
+/// app asked for, so tests never collide); everything else is `not-granted`. Reports each
+/// request and each server socket on `events`.
+pub fn network_broker(events: mpsc::Sender<NetEvent>) -> OwnedFd {
+    let (worker, supervisor) = Channel::pair().expect("socket pair");
+    std::thread::spawn(move || {
+        while let Ok((request, _)) = supervisor.recv::<BrokerRequest>() {
+            let _ = events.send(NetEvent::Asked(request.open.clone()));
+            let (result, fds) = match network_answer(&request.open, &events) {
+                Ok((access, fd)) => (
+                    Ok(Grant {
+                        peripheral: "network".into(),
+                        access,
+                    }),
+                    fd.into_iter().collect(),
+                ),
+                Err(denial) => (Err(denial), Vec::new()),
+            };
+            let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect::<Vec<_>>();
+            let reply = BrokerReply {
+                seq: request.seq,
+                result,
+            };
+            if supervisor.send(&reply, &fds).is_err() {
+                return;
+            }
+        }
+    });
+    worker.into_fd()
+}
+
+fn network_answer(
+    request: &ResourceRequest,
+    events: &mpsc::Sender<NetEvent>,
+) -> Result<(Access, Option<OwnedFd>), Denial> {
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => Denial::Network {
+            error: NetError::ConnectionRefused,
+            detail: e.to_string(),
+        },
+        _ => Denial::Io(e.to_string()),
+    };
+    match request {
+        ResourceRequest::Lookup { host } if host == "allowed.test" => Ok((
+            Access::Addresses {
+                addresses: vec![loopback, IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
+            },
+            None,
+        )),
+        ResourceRequest::Connect { transport, address } if address.ip() == loopback => {
+            let (local, fd) = match transport {
+                Transport::Tcp => {
+                    let stream = std::net::TcpStream::connect(address).map_err(io)?;
+                    stream.set_nonblocking(true).map_err(io)?;
+                    (stream.local_addr().map_err(io)?, OwnedFd::from(stream))
+                }
+                Transport::Udp => {
+                    let socket = std::net::UdpSocket::bind((loopback, 0)).map_err(io)?;
+                    socket.connect(address).map_err(io)?;
+                    socket.set_nonblocking(true).map_err(io)?;
+                    (socket.local_addr().map_err(io)?, OwnedFd::from(socket))
+                }
+            };
+            let access = Access::Socket {
+                transport: *transport,
+                local,
+                remote: Some(*address),
+            };
+            Ok((access, Some(fd)))
+        }
+        ResourceRequest::Listen { transport, .. } => {
+            let (local, fd) = match transport {
+                Transport::Tcp => {
+                    let listener = std::net::TcpListener::bind((loopback, 0)).map_err(io)?;
+                    listener.set_nonblocking(true).map_err(io)?;
+                    (listener.local_addr().map_err(io)?, OwnedFd::from(listener))
+                }
+                Transport::Udp => {
+                    let socket = std::net::UdpSocket::bind((loopback, 0)).map_err(io)?;
+                    socket.set_nonblocking(true).map_err(io)?;
+                    (socket.local_addr().map_err(io)?, OwnedFd::from(socket))
+                }
+            };
+            let _ = events.send(NetEvent::Serving(*transport, local));
+            let access = Access::Socket {
+                transport: *transport,
+                local,
+                remote: None,
+            };
+            Ok((access, Some(fd)))
+        }
+        other => Err(Denial::NotGranted(format!(
+            "{} is not allowed for this app",
+            other.describe()
+        ))),
+    }
 }
