@@ -61,15 +61,30 @@ pub struct BrokerRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ResourceRequest {
-    Gpio { name: String, mode: GpioMode },
-    I2c { name: String },
-    Spi { name: String },
-    Uart { name: String },
-    Adc { name: String },
-    Pwm { name: String },
+    Gpio {
+        name: String,
+        mode: GpioMode,
+    },
+    I2c {
+        name: String,
+    },
+    Spi {
+        name: String,
+    },
+    Uart {
+        name: String,
+    },
+    Adc {
+        name: String,
+    },
+    Pwm {
+        name: String,
+    },
     /// The addresses of a host name (`wasi:sockets/ip-name-lookup`). Answered with
     /// [`Access::Addresses`], no descriptor.
-    Lookup { host: String },
+    Lookup {
+        host: String,
+    },
     /// A socket connected to `address`: a TCP stream, or a UDP socket `connect(2)`ed to it.
     Connect {
         transport: Transport,
@@ -159,7 +174,8 @@ impl ResourceRequest {
 impl BrokerRequest {
     /// Refuses what no honest worker sends: an empty or over-long name, or one with characters
     /// outside `[A-Za-z0-9_$.-]` (hardware-definition names are C identifiers; `$` prefixes a
-    /// manifest reference); a host name over [`MAX_HOST`] bytes or outside `[A-Za-z0-9_.-]`;
+    /// manifest reference); a host name over [`MAX_HOST`] bytes or outside `[A-Za-z0-9_.-]`
+    /// (an IP literal, IPv6 included, is accepted as it is);
     /// a connection to port 0 or an unspecified or multicast address; a server socket on port
     /// 0 or with a backlog over [`MAX_BACKLOG`]. The denial names the problem; the app sees
     /// `invalid-argument`.
@@ -223,6 +239,10 @@ fn validate_name(name: &str) -> Result<(), Denial> {
 }
 
 fn validate_host(host: &str) -> Result<(), Denial> {
+    // A libc may "look up" a literal address (`getaddrinfo("::1")`); the broker decides.
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
     if host.is_empty() {
         return Err(Denial::InvalidArgument("an empty host name".into()));
     }
@@ -425,6 +445,25 @@ mod tests {
             Err(Denial::InvalidArgument(m)) if m.contains("'/'")
         ));
         assert!(gpio("LED\0").validate().is_err());
+    }
+
+    #[test]
+    fn hosts_are_bounded_names_or_ip_literals() {
+        let lookup = |host: &str| BrokerRequest {
+            seq: 1,
+            open: ResourceRequest::Lookup { host: host.into() },
+        };
+        assert!(lookup("allowed.test").validate().is_ok());
+        assert!(lookup("127.0.0.1").validate().is_ok());
+        assert!(lookup("::1").validate().is_ok());
+        assert!(lookup("fe80::1:2").validate().is_ok());
+        assert!(matches!(
+            lookup("a:b").validate(),
+            Err(Denial::InvalidArgument(m)) if m.contains("':'")
+        ));
+        assert!(lookup("").validate().is_err());
+        assert!(lookup(&"a".repeat(MAX_HOST + 1)).validate().is_err());
+        assert!(lookup("a b").validate().is_err());
     }
 
     #[test]

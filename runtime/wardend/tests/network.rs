@@ -1,0 +1,381 @@
+//! Network access end to end, under Azure Sphere's rules: a real guest component
+//! (`sample-apps/net-probe`, Rust `std::net`, so `wasi:sockets`) runs in a confined worker —
+//! no `socket(2)`, an empty network namespace — and every lookup, connection and server socket
+//! goes through the broker. The supervisor resolves with a hosts table it is given
+//! (`allowed.test` and `other.test`, on two different loopback addresses), and the servers and
+//! clients on the other side are this test's own sockets. Needs root, like the supervisor.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::daemon::{Daemon, require_root};
+use common::{Fixture, fixture, pack_code};
+
+const PROBE: &str = "5d1c0f4e-8a39-4f6b-9c2e-7b3a1e6d40c9";
+const OTHER: &str = "c3d2e1f0-0a1b-4c2d-8e3f-405162738495";
+
+/// Where the hosts table says the two names are.
+const ALLOWED_IP: &str = "127.0.0.2";
+const OTHER_IP: &str = "127.0.0.3";
+const HOSTS: &str = "# the test's resolver\n127.0.0.2 allowed.test\n127.0.0.3 other.test\n";
+
+/// The net-probe component: the one `cargo xtask test` built (`WARDEN_NET_PROBE`), or built
+/// here, once.
+fn probe_wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        if let Some(path) = std::env::var_os("WARDEN_NET_PROBE") {
+            return std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("WARDEN_NET_PROBE={path:?}: {e}"));
+        }
+        let repo = common::repo();
+        let wasm = repo.join("target/guests/wasm32-wasip2/release/net-probe.wasm");
+        if !wasm.is_file() {
+            let status = Command::new(env!("CARGO"))
+                .current_dir(&repo)
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--manifest-path",
+                    "sample-apps/net-probe/Cargo.toml",
+                    "--target-dir",
+                    "target/guests",
+                ])
+                .status()
+                .unwrap();
+            assert!(status.success(), "building net-probe failed");
+        }
+        std::fs::read(&wasm).unwrap()
+    })
+}
+
+fn manifest(id: &str, capabilities: &str, steps: &[&str]) -> String {
+    let args = serde_json::to_string(steps).unwrap();
+    format!(
+        r#"{{"SchemaVersion": 1, "Name": "net-probe", "ComponentId": "{id}",
+            "EntryPoint": "/bin/app.wasm", "CmdArgs": {args},
+            "Capabilities": {capabilities}, "ApplicationType": "Default"}}"#
+    )
+}
+
+fn daemon(f: &Fixture) -> Daemon {
+    let hosts = f.tmp.path().join("hosts");
+    std::fs::write(&hosts, HOSTS).unwrap();
+    Daemon::start_with_hosts(f, &hosts)
+}
+
+fn start(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) {
+    let (status, body) = d.call(
+        "POST",
+        "/images",
+        &pack_code(f, &manifest(id, capabilities, steps), 1, probe_wasm(), None),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+fn stdout(d: &Daemon, id: &str) -> Vec<String> {
+    let (_, body) = d.call("GET", &format!("/apps/{id}/logs"), b"");
+    body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["stream"] == "stdout")
+        .map(|l| l["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait_line(d: &Daemon, id: &str, prefix: &str) -> String {
+    let mut found = None;
+    d.wait_for(&format!("`{prefix}…` from {id}"), |d| {
+        found = stdout(d, id).into_iter().find(|l| l.starts_with(prefix));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// Waits for the app to exit cleanly (a refused connection is an error value, never a crash).
+fn wait_exit(d: &Daemon, id: &str) -> Vec<String> {
+    d.wait_for(&format!("{id} to exit"), |d| {
+        let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
+        app["status"]["state"] == "exited" || app["status"]["state"] == "backoff"
+    });
+    let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
+    assert_eq!(app["status"]["state"], "exited", "{app} {:?}", d.logs(id));
+    stdout(d, id)
+}
+
+fn run(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) -> Vec<String> {
+    start(d, f, id, capabilities, steps);
+    wait_exit(d, id)
+}
+
+/// A TCP echo server on `ip`, on a free port, echoing each connection to its end; counts the
+/// connections it accepted.
+fn echo_server(ip: &str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// A UDP echo server on `ip`, on a free port.
+fn udp_echo_server(ip: &str) -> u16 {
+    let socket = UdpSocket::bind((ip, 0)).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], from);
+        }
+    });
+    port
+}
+
+/// A port nobody listens on now (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn an_allowed_host_is_looked_up_and_connected_and_data_flows() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let (port, accepted) = echo_server(ALLOWED_IP);
+    let lines = run(
+        &d,
+        &f,
+        PROBE,
+        r#"{"AllowedConnections": ["allowed.test"]}"#,
+        &[
+            "lookup allowed.test",
+            &format!("tcp-echo allowed.test {port} hello through the broker"),
+            // The address the lookup returned may now be used as a literal, too.
+            &format!("tcp-echo {ALLOWED_IP} {port} again"),
+        ],
+    );
+    assert_eq!(
+        lines,
+        [
+            format!("lookup ok {ALLOWED_IP}"),
+            r#"tcp-echo ok "hello through the broker""#.to_owned(),
+            r#"tcp-echo ok "again""#.to_owned(),
+        ]
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    let logs = d.logs(PROBE).join("\n");
+    assert!(logs.contains("seccomp: profile worker_network"), "{logs}");
+    d.kill();
+}
+
+#[test]
+fn unlisted_names_literals_and_answers_are_refused() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let (allowed_port, _) = echo_server(ALLOWED_IP);
+    let (other_port, other_accepted) = echo_server(OTHER_IP);
+    let lines = run(
+        &d,
+        &f,
+        PROBE,
+        r#"{"AllowedConnections": ["allowed.test"]}"#,
+        &[
+            // A name not in AllowedConnections: the supervisor does not even resolve it.
+            "lookup other.test",
+            &format!("tcp-echo other.test {other_port} x"),
+            // The address `other.test` resolves to, as a literal: not on the list.
+            &format!("tcp-echo {OTHER_IP} {other_port} x"),
+            // An allowed name's address before any lookup returned it: not yet allowed.
+            &format!("tcp-echo {ALLOWED_IP} {allowed_port} x"),
+            &format!("udp-echo {OTHER_IP} {other_port} x"),
+        ],
+    );
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines[0].starts_with("lookup error "), "{lines:?}");
+    assert!(lines[1].starts_with("tcp-echo error "), "{lines:?}");
+    for line in &lines[2..] {
+        assert!(
+            line.starts_with("tcp-echo error PermissionDenied")
+                || line.starts_with("udp-echo error PermissionDenied"),
+            "{lines:?}"
+        );
+    }
+    assert_eq!(
+        other_accepted.load(Ordering::SeqCst),
+        0,
+        "a refused connection reached the server"
+    );
+    d.kill();
+}
+
+#[test]
+fn literal_addresses_on_the_list_connect_and_refusals_are_error_values() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let (port, accepted) = echo_server(OTHER_IP);
+    let closed = free_port();
+    let lines = run(
+        &d,
+        &f,
+        PROBE,
+        &format!(r#"{{"AllowedConnections": ["{OTHER_IP}", "127.0.0.1"]}}"#),
+        &[
+            &format!("tcp-echo {OTHER_IP} {port} literal"),
+            &format!("tcp-echo 127.0.0.1 {closed} x"),
+        ],
+    );
+    assert_eq!(lines[0], r#"tcp-echo ok "literal""#);
+    assert!(
+        lines[1].starts_with("tcp-echo error ConnectionRefused"),
+        "{lines:?}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    d.kill();
+}
+
+#[test]
+fn an_app_without_network_capabilities_is_refused_without_a_crash() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let (port, accepted) = echo_server(ALLOWED_IP);
+    let lines = run(
+        &d,
+        &f,
+        OTHER,
+        "{}",
+        &[
+            &format!("tcp-echo {ALLOWED_IP} {port} x"),
+            "lookup allowed.test",
+        ],
+    );
+    assert!(lines[0].starts_with("tcp-echo error "), "{lines:?}");
+    assert!(lines[1].starts_with("lookup error "), "{lines:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    let logs = d.logs(OTHER).join("\n");
+    assert!(logs.contains("seccomp: profile worker ("), "{logs}");
+    d.kill();
+}
+
+#[test]
+fn udp_to_an_allowed_host_echoes() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let port = udp_echo_server(ALLOWED_IP);
+    let lines = run(
+        &d,
+        &f,
+        PROBE,
+        r#"{"AllowedConnections": ["allowed.test"]}"#,
+        &[&format!("udp-echo allowed.test {port} datagram")],
+    );
+    assert_eq!(lines, [r#"udp-echo ok "datagram""#]);
+    d.kill();
+}
+
+#[test]
+fn a_tcp_server_port_is_handed_over_and_others_are_refused() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let port = free_port();
+    let unlisted = free_port();
+    start(
+        &d,
+        &f,
+        PROBE,
+        &format!(r#"{{"AllowedTcpServerPorts": [{port}]}}"#),
+        &[
+            &format!("tcp-serve {unlisted} 1"),
+            &format!("tcp-serve {port} 1"),
+        ],
+    );
+    let refused = wait_line(&d, PROBE, "tcp-serve error");
+    assert!(refused.contains("PermissionDenied"), "{refused}");
+    wait_line(&d, PROBE, "tcp-serve listening");
+    // The listening socket is the supervisor's: reachable from the host's loopback.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"served").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut echoed = Vec::new();
+    client.read_to_end(&mut echoed).unwrap();
+    assert_eq!(echoed, b"served");
+    let lines = wait_exit(&d, PROBE);
+    assert_eq!(lines.last().unwrap(), "tcp-serve ok 6", "{lines:?}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", unlisted)).is_err(),
+        "the refused port is open"
+    );
+    d.kill();
+}
+
+#[test]
+fn a_udp_server_port_answers_its_senders() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    start(
+        &d,
+        &f,
+        PROBE,
+        &format!(r#"{{"AllowedUdpServerPorts": [{port}]}}"#),
+        &[&format!("udp-serve {port} 1")],
+    );
+    wait_line(&d, PROBE, "udp-serve listening");
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0; 64];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], port)));
+    let lines = wait_exit(&d, PROBE);
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("udp-serve ok {}", client.local_addr().unwrap()),
+        "{lines:?}"
+    );
+    d.kill();
+}
