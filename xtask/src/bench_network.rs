@@ -111,7 +111,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         }
     }
     drop(daemon);
-    let section = render(&rounds, &crate::bench::first_line(&wasmtime.to_string_lossy(), &["--version"]))?;
+    let section = render(
+        &rounds,
+        &crate::bench::first_line(&wasmtime.to_string_lossy(), &["--version"]),
+    )?;
     println!("\n{section}");
     crate::bench::write_section(root, START, END, &section)
 }
@@ -263,7 +266,11 @@ fn render(rounds: &[[Duration; 3]], wasmtime_version: &str) -> Result<String> {
          as (a) ≥ {:.0} % of (b), per round: median {:.0} % ({}).",
         TARGET_SHARE * 100.0,
         share * 100.0,
-        if share >= TARGET_SHARE { "met" } else { "**not met**" }
+        if share >= TARGET_SHARE {
+            "met"
+        } else {
+            "**not met**"
+        }
     )?;
     writeln!(s, "- Peer: {wasmtime_version}.")?;
     write!(s, "{END}")?;
