@@ -9,101 +9,30 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use common::daemon::{Daemon, require_root};
-use common::{Fixture, fixture, pack_code};
+use common::guest::{self, stdout, wait_line};
+use common::{Fixture, fixture};
 
 const PROBE: &str = "a62f4f74-b43c-4f9b-a7fe-87fe7b5462f6";
 const OTHER: &str = "c3d2e1f0-0a1b-4c2d-8e3f-405162738495";
 
-/// The device-probe component: the one `cargo xtask test` built (`WARDEN_DEVICE_PROBE`), or
-/// built here, once.
+/// The device-probe component, built once.
 fn probe_wasm() -> &'static [u8] {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| {
-        if let Some(path) = std::env::var_os("WARDEN_DEVICE_PROBE") {
-            return std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("WARDEN_DEVICE_PROBE={path:?}: {e}"));
-        }
-        let repo = common::repo();
-        let wasm = repo.join("target/guests/wasm32-wasip2/release/device-probe.wasm");
-        if !wasm.is_file() {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(&repo)
-                .args([
-                    "build",
-                    "--release",
-                    "--locked",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--manifest-path",
-                    "sample-apps/device-probe/Cargo.toml",
-                    "--target-dir",
-                    "target/guests",
-                ])
-                .status()
-                .unwrap();
-            assert!(status.success(), "building device-probe failed");
-        }
-        std::fs::read(&wasm).unwrap()
-    })
-}
-
-/// A manifest for the probe (its code is packed as `bin/app.wasm`) with `capabilities` and the
-/// steps to run as its arguments.
-fn manifest(id: &str, capabilities: &str, steps: &[&str]) -> String {
-    let args = serde_json::to_string(steps).unwrap();
-    format!(
-        r#"{{"SchemaVersion": 1, "Name": "probe", "ComponentId": "{id}",
-            "EntryPoint": "/bin/app.wasm", "CmdArgs": {args},
-            "Capabilities": {capabilities}, "ApplicationType": "Default"}}"#
-    )
+    WASM.get_or_init(|| guest::wasm("device-probe", "WARDEN_DEVICE_PROBE"))
 }
 
 /// Installs (and so starts) the probe with `capabilities` running `steps`.
 fn start(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) {
-    let (status, body) = d.call(
-        "POST",
-        "/images",
-        &pack_code(f, &manifest(id, capabilities, steps), 1, probe_wasm(), None),
-    );
-    assert_eq!(status, 201, "{body}");
-}
-
-/// The app's stdout lines so far.
-fn stdout(d: &Daemon, id: &str) -> Vec<String> {
-    let (_, body) = d.call("GET", &format!("/apps/{id}/logs"), b"");
-    body["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["stream"] == "stdout")
-        .map(|l| l["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Waits for the app's stdout line that starts with `prefix`, and returns it.
-fn wait_line(d: &Daemon, id: &str, prefix: &str) -> String {
-    let mut found = None;
-    d.wait_for(&format!("`{prefix}…` from {id}"), |d| {
-        found = stdout(d, id).into_iter().find(|l| l.starts_with(prefix));
-        found.is_some()
-    });
-    found.unwrap()
+    guest::start(d, f, probe_wasm(), id, capabilities, steps);
 }
 
 /// Runs the probe to its end; its stdout lines.
 fn run(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) -> Vec<String> {
     start(d, f, id, capabilities, steps);
-    d.wait_for(&format!("{id} to exit"), |d| {
-        let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
-        app["status"]["state"] == "exited" || app["status"]["state"] == "backoff"
-    });
-    let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
-    assert_eq!(app["status"]["state"], "exited", "{app} {:?}", d.logs(id));
-    stdout(d, id)
+    guest::wait_exit(d, id)
 }
 
 fn sim(d: &Daemon, method: &str, path: &str) -> serde_json::Value {

@@ -10,13 +10,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::daemon::{Daemon, require_root};
-use common::{Fixture, fixture, pack_code};
+use common::guest::{self, wait_exit, wait_line};
+use common::{Fixture, fixture};
 
 const PROBE: &str = "5d1c0f4e-8a39-4f6b-9c2e-7b3a1e6d40c9";
 const OTHER: &str = "c3d2e1f0-0a1b-4c2d-8e3f-405162738495";
@@ -26,46 +26,10 @@ const ALLOWED_IP: &str = "127.0.0.2";
 const OTHER_IP: &str = "127.0.0.3";
 const HOSTS: &str = "# the test's resolver\n127.0.0.2 allowed.test\n127.0.0.3 other.test\n";
 
-/// The net-probe component: the one `cargo xtask test` built (`WARDEN_NET_PROBE`), or built
-/// here, once.
+/// The net-probe component, built once.
 fn probe_wasm() -> &'static [u8] {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| {
-        if let Some(path) = std::env::var_os("WARDEN_NET_PROBE") {
-            return std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("WARDEN_NET_PROBE={path:?}: {e}"));
-        }
-        let repo = common::repo();
-        let wasm = repo.join("target/guests/wasm32-wasip2/release/net-probe.wasm");
-        if !wasm.is_file() {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(&repo)
-                .args([
-                    "build",
-                    "--release",
-                    "--locked",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--manifest-path",
-                    "sample-apps/net-probe/Cargo.toml",
-                    "--target-dir",
-                    "target/guests",
-                ])
-                .status()
-                .unwrap();
-            assert!(status.success(), "building net-probe failed");
-        }
-        std::fs::read(&wasm).unwrap()
-    })
-}
-
-fn manifest(id: &str, capabilities: &str, steps: &[&str]) -> String {
-    let args = serde_json::to_string(steps).unwrap();
-    format!(
-        r#"{{"SchemaVersion": 1, "Name": "net-probe", "ComponentId": "{id}",
-            "EntryPoint": "/bin/app.wasm", "CmdArgs": {args},
-            "Capabilities": {capabilities}, "ApplicationType": "Default"}}"#
-    )
+    WASM.get_or_init(|| guest::wasm("net-probe", "WARDEN_NET_PROBE"))
 }
 
 fn daemon(f: &Fixture) -> Daemon {
@@ -75,43 +39,7 @@ fn daemon(f: &Fixture) -> Daemon {
 }
 
 fn start(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) {
-    let (status, body) = d.call(
-        "POST",
-        "/images",
-        &pack_code(f, &manifest(id, capabilities, steps), 1, probe_wasm(), None),
-    );
-    assert_eq!(status, 201, "{body}");
-}
-
-fn stdout(d: &Daemon, id: &str) -> Vec<String> {
-    let (_, body) = d.call("GET", &format!("/apps/{id}/logs"), b"");
-    body["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["stream"] == "stdout")
-        .map(|l| l["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn wait_line(d: &Daemon, id: &str, prefix: &str) -> String {
-    let mut found = None;
-    d.wait_for(&format!("`{prefix}…` from {id}"), |d| {
-        found = stdout(d, id).into_iter().find(|l| l.starts_with(prefix));
-        found.is_some()
-    });
-    found.unwrap()
-}
-
-/// Waits for the app to exit cleanly (a refused connection is an error value, never a crash).
-fn wait_exit(d: &Daemon, id: &str) -> Vec<String> {
-    d.wait_for(&format!("{id} to exit"), |d| {
-        let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
-        app["status"]["state"] == "exited" || app["status"]["state"] == "backoff"
-    });
-    let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
-    assert_eq!(app["status"]["state"], "exited", "{app} {:?}", d.logs(id));
-    stdout(d, id)
+    guest::start(d, f, probe_wasm(), id, capabilities, steps);
 }
 
 fn run(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) -> Vec<String> {

@@ -21,6 +21,7 @@ use wardend::state::StateDir;
 use wardend::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
 
 pub mod daemon;
+pub mod guest;
 
 pub const COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00 a test component";
 
