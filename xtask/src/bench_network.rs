@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::device::{Api, Daemon, Scratch, Warden};
-use crate::{cargo, step};
 
 const START: &str = "<!-- bench:network -->";
 const END: &str = "<!-- /bench:network -->";
@@ -40,20 +39,7 @@ const TARGET_SHARE: f64 = 0.95;
 pub(crate) fn run(root: &Path) -> Result<()> {
     crate::setup::ensure_rust_targets(root)?;
     let wasmtime = crate::bench_runtime::ensure_wasmtime_cli(root)?;
-    step(
-        "build the supervisor, the worker and the CLI (release)",
-        cargo(root).args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "wardend",
-            "-p",
-            "warden-worker",
-            "-p",
-            "warden-cli",
-        ]),
-    )?;
+    crate::device::build_release(root)?;
     let run_only =
         crate::device::build_run_only_worker(root, &root.join("target/release/warden-worker"))?;
     let probe = crate::guests::build_guest(root, "net-probe")?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::device::{Api, Daemon, Scratch, Warden};
-use crate::{cargo, step};
+use crate::step;
 
 const START: &str = "<!-- bench:runtime -->";
 const END: &str = "<!-- /bench:runtime -->";
@@ -134,20 +134,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     crate::setup::ensure_rust_targets(root)?;
     crate::setup::ensure_commands(&[("bwrap", "bubblewrap")])?;
     let wasmtime = ensure_wasmtime_cli(root)?;
-    step(
-        "build the supervisor, the worker and the CLI (release)",
-        cargo(root).args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "wardend",
-            "-p",
-            "warden-worker",
-            "-p",
-            "warden-cli",
-        ]),
-    )?;
+    crate::device::build_release(root)?;
     let run_only =
         crate::device::build_run_only_worker(root, &root.join("target/release/warden-worker"))?;
     let hello = crate::demo::build_hello(root)?;

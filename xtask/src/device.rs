@@ -150,6 +150,24 @@ impl Warden {
     }
 }
 
+/// Builds the supervisor, the worker and the CLI in release mode (`target/release`).
+pub(crate) fn build_release(root: &Path) -> Result<()> {
+    crate::step(
+        "build the supervisor, the worker and the CLI (release)",
+        crate::cargo(root).args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "wardend",
+            "-p",
+            "warden-worker",
+            "-p",
+            "warden-cli",
+        ]),
+    )
+}
+
 /// Builds the worker that devices run apps in: `warden-worker` without the `compile` feature
 /// (no Cranelift), statically linked (static-pie: no dynamic loader work at each start, still
 /// position independent), in the `run-only` profile for the host triple named explicitly —
