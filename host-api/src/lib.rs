@@ -25,6 +25,7 @@ pub mod bindings;
 mod devices;
 mod error;
 mod gpio;
+pub mod http;
 mod i2c;
 mod linux;
 mod log;

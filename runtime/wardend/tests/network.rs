@@ -314,3 +314,86 @@ fn a_udp_server_port_answers_its_senders() {
     );
     d.kill();
 }
+
+/// A one-request-per-connection HTTP server on `ip`: answers each request with
+/// `REQUEST-LINE host=HOST` as its body; counts the connections.
+fn http_server(ip: &str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut byte = [0; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            let host = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("host: ")
+                        .or_else(|| l.strip_prefix("Host: "))
+                })
+                .unwrap_or("none")
+                .to_owned();
+            let body = format!("{line} host={host}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn http_requests_obey_the_same_list() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = daemon(&f);
+    let (port, accepted) = http_server(ALLOWED_IP);
+    let (other_port, other_accepted) = http_server(OTHER_IP);
+    let lines = run(
+        &d,
+        &f,
+        PROBE,
+        r#"{"AllowedConnections": ["allowed.test"]}"#,
+        &[
+            &format!("http-get http://allowed.test:{port}/reading?unit=c"),
+            &format!("http-get http://other.test:{other_port}/"),
+            &format!("http-get http://{OTHER_IP}:{other_port}/"),
+            &format!("http-get https://allowed.test:{port}/"),
+        ],
+    );
+    assert_eq!(
+        lines[0],
+        format!(r#"http-get ok 200 "GET /reading?unit=c HTTP/1.1 host=allowed.test:{port}""#),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "http-get error HttpRequestDenied", "{lines:?}");
+    assert_eq!(lines[2], "http-get error HttpRequestDenied", "{lines:?}");
+    assert!(
+        lines[3].starts_with("http-get error InternalError") && lines[3].contains("https"),
+        "{lines:?}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(other_accepted.load(Ordering::SeqCst), 0);
+
+    // No network key: refused in the worker, the server never sees it.
+    let lines = run(
+        &d,
+        &f,
+        OTHER,
+        "{}",
+        &[&format!("http-get http://{ALLOWED_IP}:{port}/")],
+    );
+    assert_eq!(lines, ["http-get error HttpRequestDenied"]);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    d.kill();
+}

@@ -7,6 +7,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use warden_host_api::http::HttpHooks;
 use warden_host_api::net::{self, Net, NetCtxView, NetView};
 use warden_host_api::{BrokerClient, Devices, NoBroker, Opener, SharedOpener};
 use warden_ipc::{Channel, CodeKind, Outcome, RunRequest};
@@ -17,6 +18,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::OutputStream;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::limits::MemoryBudget;
 use crate::outcome::{self, Context};
@@ -92,6 +94,9 @@ struct ComponentHost {
     devices: Devices,
     /// `wasi:sockets`: lookups, connections and server sockets through the same broker.
     net: Net,
+    /// `wasi:http` outgoing requests, over connections from the same broker.
+    http: WasiHttpCtx,
+    http_hooks: HttpHooks,
 }
 
 /// `warden:device/log`'s way to the app's stderr: the same stream WASI's stderr writes to
@@ -118,6 +123,16 @@ impl WasiView for ComponentHost {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
         }
     }
 }
@@ -181,6 +196,7 @@ fn add_wasi(linker: &mut wasmtime::component::Linker<ComponentHost>) -> Result<(
     cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, ComponentHost::cli).map_err(link)?;
     net::add_to_linker(l).map_err(|e| PrepareError::Sockets(outcome::message(&e)))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l).map_err(link)?;
     Ok(())
 }
 
@@ -403,10 +419,10 @@ impl Prepared {
                     Box::new(opener.clone()),
                     Box::new(StderrLog(stderr.p2_stream())),
                 );
-                let net = if self.network {
-                    Net::brokered(opener)
+                let (net, http_hooks) = if self.network {
+                    (Net::brokered(opener.clone()), HttpHooks::brokered(opener))
                 } else {
-                    Net::denied()
+                    (Net::denied(), HttpHooks::denied())
                 };
                 let store = Store::new(
                     &self.engine,
@@ -416,6 +432,8 @@ impl Prepared {
                         budget,
                         devices,
                         net,
+                        http: WasiHttpCtx::new(),
+                        http_hooks,
                     },
                 );
                 let _ticking = Ticking::start(tick).map_err(RunError::Timer)?;

@@ -20,6 +20,8 @@
 //!                                 prints the bytes echoed
 //! udp-echo HOST PORT TEXT         binds an ephemeral port, connects to HOST:PORT, sends
 //!                                 TEXT, waits up to 5 s for a datagram; prints it quoted
+//! http-get URL                    a `wasi:http` GET; prints `STATUS "BODY"`
+//! http-post URL TEXT              a `wasi:http` POST of TEXT; prints `STATUS "BODY"`
 //! udp-serve PORT COUNT            binds 0.0.0.0:PORT, prints `udp-serve listening` at once,
 //!                                 then sends each of COUNT datagrams back to its sender;
 //!                                 prints the senders
@@ -40,6 +42,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpS
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod http;
+
 /// One parsed step.
 enum Step {
     Lookup(String),
@@ -48,6 +52,7 @@ enum Step {
     TcpServe(u16, u32),
     UdpEcho(String, u16, Vec<u8>),
     UdpServe(u16, u32),
+    Http(String, Option<Vec<u8>>),
 }
 
 fn main() -> ExitCode {
@@ -68,10 +73,17 @@ fn main() -> ExitCode {
     }
     for (arg, step) in args.iter().zip(&steps) {
         let verb = arg.split(' ').next().unwrap_or_default();
-        let line = match run(verb, step) {
+        let line = if let Step::Http(url, body) = step {
+            match http::request(url, body.as_deref()) {
+                Ok((status, body)) => format!("ok {status} {}", quote(&body)),
+                Err(e) => format!("error {e}"),
+            }
+        } else {
+            match run(verb, step) {
             Ok(values) if values.is_empty() => "ok".to_owned(),
             Ok(values) => format!("ok {values}"),
-            Err(e) => format!("error {:?} {}", e.kind(), one_line(&e.to_string())),
+                Err(e) => format!("error {:?} {}", e.kind(), one_line(&e.to_string())),
+            }
         };
         println!("{verb} {line}");
     }
@@ -117,6 +129,8 @@ fn parse(arg: &str) -> Result<Step, String> {
             port(word("PORT")?)?,
             unescape(word("TEXT")?)?,
         ),
+        "http-get" => Step::Http(word("URL")?.to_owned(), None),
+        "http-post" => Step::Http(word("URL")?.to_owned(), Some(unescape(word("TEXT")?)?)),
         other => return Err(format!("unknown step {other:?}")),
     };
     if words.next().is_some() {
@@ -195,6 +209,7 @@ fn run(verb: &str, step: &Step) -> io::Result<String> {
                 }
             }
         }
+        Step::Http(..) => unreachable!("run by `http::request`"),
         Step::UdpServe(port, count) => {
             let socket = UdpSocket::bind(("0.0.0.0", *port))?;
             announce(verb);
