@@ -4,7 +4,7 @@
 //! - (a) **warden**: the `net-probe` guest under `wardend`, confined, looks up `sink.test`
 //!   through the broker (the supervisor's hosts table), gets the connected socket from the
 //!   supervisor and sends through `wasi:sockets` on that descriptor;
-//! - (b) **wasmtime run**: the same guest, same step, in `wasmtime run -S inherit-network`,
+//! - (b) **wasmtime run**: the same guest, same step, in `wasmtime run -S inherit-network -S http`,
 //!   whose `wasi:sockets` opens the socket itself;
 //! - (c) **native**: this process sends the same bytes in the same 64 KiB writes.
 //!
@@ -160,7 +160,7 @@ fn warden_line(api: &Api, mut after: u64) -> Result<Duration> {
 
 fn wasmtime_line(wasmtime: &Path, probe: &Path, port: u16) -> Result<Duration> {
     let output = Command::new(wasmtime)
-        .args(["run", "-S", "inherit-network=y"])
+        .args(["run", "-S", "inherit-network=y", "-S", "http"])
         .arg(probe)
         .arg(format!("tcp-send {SINK_IP} {port} {BYTES}"))
         .output()
@@ -236,7 +236,7 @@ fn render(rounds: &[[Duration; 3]], wasmtime_version: &str) -> Result<String> {
     writeln!(s, "|---|---:|---:|")?;
     for (i, what) in [
         "(a) warden: `net-probe` confined; lookup and connection by the broker, socket passed",
-        "(b) `wasmtime run -S inherit-network`: the same guest opens its own socket",
+        "(b) `wasmtime run -S inherit-network -S http`: the same guest opens its own socket",
         "(c) native Rust, 64 KiB `write()`s",
     ]
     .iter()
