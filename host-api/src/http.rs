@@ -6,7 +6,9 @@
 //! addresses it returned (only those, or a listed literal) — and speaks HTTP/1.1 (hyper) over
 //! the socket the supervisor made. The worker never resolves or connects by itself.
 //!
-//! `https` is refused for now, naming why (no TLS in the worker yet); `http` works on any port.
+//! `https` adds TLS (rustls, module `tls`) on that socket before HTTP: the server must prove
+//! the URI's host with a certificate from the Mozilla roots or the device's own
+//! ([`TlsClient`]). `http` and `https` work on any port (default 80 and 443).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +27,12 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::opener::{Opener, SharedOpener};
 
-/// How long a request may wait for its response's first byte, and then between two body
+mod tls;
+
+pub use tls::{TlsClient, TlsSetupError};
+
+/// How long a request may wait for the TLS handshake (`connect-timeout`; the TCP connection
+/// itself is the broker's, at most 10 s), its response's first byte, and then between two body
 /// frames, unless the app sets its own (`request-options`): wasmtime-wasi-http's defaults.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -42,30 +49,40 @@ type Sending = Box<
         > + Send,
 >;
 
-/// The app's way out for `wasi:http`: its broker, or none (the app may not use the network).
+/// The app's way out for `wasi:http`: its broker and TLS client, or none (the app may not use
+/// the network).
 pub struct HttpHooks {
-    opener: Option<SharedOpener>,
+    route: Option<Route>,
+}
+
+/// How a request leaves: connections from the broker, TLS for `https`.
+#[derive(Clone)]
+struct Route {
+    opener: SharedOpener,
+    tls: TlsClient,
 }
 
 impl std::fmt::Debug for HttpHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpHooks")
-            .field("brokered", &self.opener.is_some())
+            .field("brokered", &self.route.is_some())
+            .field("tls", &self.route.as_ref().map(|r| &r.tls))
             .finish()
     }
 }
 
 impl HttpHooks {
-    /// Requests go through `opener` (the broker), which decides.
-    pub fn brokered(opener: SharedOpener) -> HttpHooks {
+    /// Requests go through `opener` (the broker), which decides; `https` ones trust what `tls`
+    /// trusts.
+    pub fn brokered(opener: SharedOpener, tls: TlsClient) -> HttpHooks {
         HttpHooks {
-            opener: Some(opener),
+            route: Some(Route { opener, tls }),
         }
     }
 
     /// Every request is refused `http-request-denied`: the app's manifest grants no network.
     pub fn denied() -> HttpHooks {
-        HttpHooks { opener: None }
+        HttpHooks { route: None }
     }
 }
 
@@ -78,14 +95,14 @@ impl WasiHttpHooks for HttpHooks {
         // own sender.
         _response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Sending {
-        let opener = self.opener.clone();
-        Box::new(send(opener, request, options))
+        let route = self.route.clone();
+        Box::new(send(route, request, options))
     }
 }
 
 async fn send(
-    opener: Option<SharedOpener>,
-    mut request: http::Request<WasiBody>,
+    route: Option<Route>,
+    request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<
     (
@@ -94,16 +111,11 @@ async fn send(
     ),
     Error,
 > {
-    let Some(mut opener) = opener else {
+    let Some(Route { mut opener, tls }) = route else {
         return Err(Error::HttpRequestDenied);
     };
     let uri = request.uri();
-    if uri.scheme() == Some(&Scheme::HTTPS) {
-        return Err(Error::InternalError(Some(format!(
-            "{uri}: https is not supported by this Warden host yet (no TLS in the worker); \
-             use http"
-        ))));
-    }
+    let https = uri.scheme() == Some(&Scheme::HTTPS);
     let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
     // An IPv6 literal comes bracketed (`[::1]`).
     let host = host
@@ -111,12 +123,45 @@ async fn send(
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    // Before anything leaves: a host that cannot be a certificate's name is refused here.
+    let server = if https {
+        Some(tls::server_name(&host)?)
+    } else {
+        None
+    };
 
     // The broker answers synchronously, on this (the worker's only) thread, as for sockets.
     let fd = connect(&mut opener, &host, port)?;
     let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd))
         .map_err(|e| Error::InternalError(Some(format!("the broker's socket: {e}"))))?;
+    match server {
+        Some(server) => {
+            let handshake = options
+                .and_then(|o| o.connect_timeout)
+                .unwrap_or(DEFAULT_TIMEOUT);
+            let stream = tls.connect(server, stream, handshake).await?;
+            exchange(stream, request, options).await
+        }
+        None => exchange(stream, request, options).await,
+    }
+}
+
+/// One HTTP/1.1 request and its response over `stream` (plain TCP, or TLS on it).
+async fn exchange<S>(
+    stream: S,
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    Error,
+>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(Error::from)?;

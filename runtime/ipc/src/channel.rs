@@ -197,6 +197,7 @@ mod tests {
             watchdog_ms: 1000,
             storage_quota_bytes: None,
             broker: false,
+            tls_roots: vec![],
         })
     }
 

@@ -33,6 +33,7 @@ pub mod sim;
 
 pub use channel::{Channel, IpcError, MAX_FDS, MAX_MESSAGE};
 pub use messages::{
-    CodeKind, CompileRequest, ConfinePlan, ConfinementReport, Frame, FromWorker, Outcome,
-    PROTOCOL_VERSION, Rlimits, RunRequest, SeccompProfile, StepReport, ToWorker,
+    CodeKind, CompileRequest, ConfinePlan, ConfinementReport, Frame, FromWorker, MAX_TLS_ROOTS,
+    MAX_TLS_ROOTS_BYTES, Outcome, PROTOCOL_VERSION, Rlimits, RunRequest, SeccompProfile,
+    StepReport, ToWorker,
 };

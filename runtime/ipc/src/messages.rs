@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; both sides send it in their first message.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Supervisor → worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +150,46 @@ pub struct RunRequest {
     /// A broker socket is attached (fourth): the app is granted peripherals and asks for them
     /// there ([`crate::broker`]). Without it every device `open` is refused `not-granted`.
     pub broker: bool,
+    /// Certificates (DER) the device trusts for `https` besides the Mozilla roots (`wardend
+    /// --tls-roots`): given to an app that may use the network, empty for any other. Standard
+    /// base64 on the wire; at most [`MAX_TLS_ROOTS`] certificates of at most
+    /// [`MAX_TLS_ROOTS_BYTES`] together, so that a request still fits one message.
+    #[serde(with = "der_list")]
+    pub tls_roots: Vec<Vec<u8>>,
+}
+
+/// Most extra TLS root certificates a [`RunRequest`] carries.
+pub const MAX_TLS_ROOTS: usize = 32;
+
+/// Most bytes of DER the extra TLS roots of a [`RunRequest`] take together: 43 KiB as base64,
+/// leaving more than 20 KiB of the 64 KiB message ([`crate::MAX_MESSAGE`]) to the rest of the
+/// request (the app's arguments).
+pub const MAX_TLS_ROOTS_BYTES: usize = 32 * 1024;
+
+/// A list of DER blobs as a list of base64 strings: a JSON array of numbers would take up to
+/// four bytes for each byte.
+mod der_list {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let encoded: Vec<String> = list.iter().map(|der| STANDARD.encode(der)).collect();
+        encoded.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                STANDARD
+                    .decode(text)
+                    .map_err(|e| D::Error::custom(format!("TLS root {}: {e}", i + 1)))
+            })
+            .collect()
+    }
 }
 
 /// Compile WebAssembly.
@@ -193,4 +233,56 @@ pub enum Outcome {
     },
     /// The code was refused before any of it ran: wrong digest, foreign or damaged artefact.
     LoadRefused { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(tls_roots: Vec<Vec<u8>>) -> RunRequest {
+        RunRequest {
+            kind: CodeKind::Component,
+            code_sha256: "ab".repeat(32),
+            code_bytes: 1,
+            args: vec!["app".into(), "--verbose".into()],
+            env: vec![],
+            memory_limit_bytes: 1 << 20,
+            watchdog_ms: 1000,
+            storage_quota_bytes: None,
+            broker: true,
+            tls_roots,
+        }
+    }
+
+    #[test]
+    fn tls_roots_travel_as_base64_and_come_back_byte_for_byte() {
+        let sent = request(vec![vec![0x30, 0x82, 0xff, 0x00], vec![], vec![7; 1000]]);
+        let text = serde_json::to_string(&ToWorker::Run(sent.clone())).unwrap();
+        assert!(text.contains(r#""tls_roots":["MIL/AA==","","#), "{text}");
+        let back: ToWorker = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ToWorker::Run(sent));
+    }
+
+    #[test]
+    fn a_root_that_is_not_base64_is_refused_naming_it() {
+        let text = serde_json::to_string(&ToWorker::Run(request(vec![vec![1]])))
+            .unwrap()
+            .replace("AQ==", "*not base64*");
+        let error = serde_json::from_str::<ToWorker>(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("TLS root 1"), "{error}");
+    }
+
+    #[test]
+    fn the_most_roots_allowed_leave_room_in_one_message() {
+        let each = MAX_TLS_ROOTS_BYTES / MAX_TLS_ROOTS;
+        let roots = vec![vec![0xa5; each]; MAX_TLS_ROOTS];
+        let text = serde_json::to_vec(&ToWorker::Run(request(roots))).unwrap();
+        assert!(
+            text.len() + 20 * 1024 < crate::MAX_MESSAGE,
+            "{} bytes",
+            text.len()
+        );
+    }
 }

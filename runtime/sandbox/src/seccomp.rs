@@ -810,6 +810,9 @@ mod tests {
                 "sendto",
                 "accept4",
                 "shutdown",
+                // TLS for wasi:http https: ring's random values, tokio-rustls's vectored writes.
+                "getrandom",
+                "writev",
             ]
             .into();
             // tokio's debug assertion that a socket it is given is non-blocking (F_GETFL).

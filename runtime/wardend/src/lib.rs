@@ -21,6 +21,7 @@ pub mod sim_api;
 pub mod state;
 pub mod storage;
 pub mod supervisor;
+pub mod tls_roots;
 pub mod worker;
 
 /// Unix seconds now (0 if the clock is before 1970).

@@ -13,6 +13,7 @@ use wardend::install::Compiler;
 use wardend::network::{HostsTable, Network, Resolver};
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
+use wardend::tls_roots::TlsRoots;
 use wardend::worker::{WorkerCompiler, WorkerLauncher, engine_fingerprint};
 
 /// The Warden supervisor.
@@ -57,6 +58,11 @@ struct Args {
     /// closed networks; a bad line refuses the start, naming the file and line.
     #[arg(long, value_name = "FILE")]
     hosts: Option<PathBuf>,
+    /// Certificates (PEM) that apps' `https` requests trust besides the Mozilla roots: the
+    /// device's own CA. At most 32 certificates, 32 KiB of DER together; a bad file refuses the
+    /// start, naming the file, the line and what is wrong.
+    #[arg(long, value_name = "FILE")]
+    tls_roots: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -65,6 +71,10 @@ fn main() -> Result<()> {
     let resolver = match &args.hosts {
         Some(path) => Resolver::Table(HostsTable::load(path)?),
         None => Resolver::System,
+    };
+    let tls_roots = match &args.tls_roots {
+        Some(path) => TlsRoots::load(path)?,
+        None => TlsRoots::default(),
     };
     let worker = match args.worker {
         Some(path) => path,
@@ -113,8 +123,17 @@ fn main() -> Result<()> {
         devices: Arc::new(devices),
         hwdefs,
         network: Arc::new(Network::new(resolver)),
+        tls_roots: Arc::new(tls_roots),
     };
     let names = launcher.network.resolver.to_string();
+    let trust = match &args.tls_roots {
+        Some(path) => format!(
+            "the Mozilla roots and {} of {}",
+            launcher.tls_roots.len(),
+            path.display()
+        ),
+        None => "the Mozilla roots".to_owned(),
+    };
     if let Some(dir) = args.socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -129,7 +148,8 @@ fn main() -> Result<()> {
         args.reports,
     )?;
     eprintln!(
-        "wardend: serving {} (state {}, board {}, apps' names resolved by {names})",
+        "wardend: serving {} (state {}, board {}, apps' names resolved by {names}, their \
+         https trusting {trust})",
         args.socket.display(),
         args.state.display(),
         supervisor.device().board.name

@@ -30,6 +30,7 @@ use crate::logs::{Log, Stream};
 use crate::network::Network;
 use crate::reports::FailureKind;
 use crate::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
+use crate::tls_roots::TlsRoots;
 
 /// The uid the confined compiler runs as: no app owns it.
 pub const COMPILER_UID: u32 = 199_999;
@@ -56,6 +57,9 @@ pub struct WorkerLauncher {
     pub hwdefs: Arc<HwdefSet>,
     /// What the broker resolves allowed names with and makes sockets with, for every worker.
     pub network: Arc<Network>,
+    /// The device's extra TLS roots (`--tls-roots`), passed to every worker whose app may use
+    /// the network.
+    pub tls_roots: Arc<TlsRoots>,
 }
 
 /// A fresh cgroup name for each worker: a restart right after a stop must not meet the old
@@ -235,6 +239,11 @@ impl Launcher for WorkerLauncher {
             watchdog_ms: spec.watchdog_ms,
             storage_quota_bytes: spec.storage.as_ref().map(|s| s.quota_bytes),
             broker: brokered,
+            tls_roots: if networked {
+                self.tls_roots.certificates().to_vec()
+            } else {
+                vec![]
+            },
         };
         let broker = if brokered {
             Some(Channel::pair().map_err(|e| format!("broker socket: {e}"))?)

@@ -399,6 +399,7 @@ impl Bench {
             watchdog_ms: 10_000,
             storage_quota_bytes: None,
             broker: true,
+            tls_roots: vec![],
         };
         let mut stdout = tempfile::tempfile()?;
         let mut stderr = tempfile::tempfile()?;

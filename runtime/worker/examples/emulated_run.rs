@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<ExitCode> {
         watchdog_ms: 10_000,
         storage_quota_bytes: None,
         broker: false,
+        tls_roots: vec![],
     };
     let stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let stderr = File::from(std::io::stderr().as_fd().try_clone_to_owned()?);

@@ -72,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         watchdog_ms: 1000,
         storage_quota_bytes: None,
         broker: brokered,
+        tls_roots: vec![],
     };
     let broker = if brokered { Some(fake_broker()?) } else { None };
 

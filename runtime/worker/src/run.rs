@@ -7,7 +7,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use warden_host_api::http::HttpHooks;
+use warden_host_api::http::{HttpHooks, TlsClient, TlsSetupError};
 use warden_host_api::net::{self, Net, NetCtxView, NetView};
 use warden_host_api::{BrokerClient, Devices, NoBroker, Opener, SharedOpener};
 use warden_ipc::{Channel, CodeKind, Outcome, RunRequest};
@@ -63,6 +63,8 @@ pub enum RunError {
         if *.given { "given" } else { "not given" }
     )]
     BrokerMismatch { requested: bool, given: bool },
+    #[error("cannot set up TLS for the app's https requests: {0}")]
+    Tls(TlsSetupError),
 }
 
 /// How long each step of [`Prepared::run_measured`] took.
@@ -320,6 +322,8 @@ impl Prepared {
     ///    module cannot import devices: a broker socket given with one is closed unused. Its
     ///    `wasi:sockets` lookups, connections and server sockets go to the same broker if the
     ///    worker was prepared with `network`; otherwise each is refused `access-denied`.
+    ///    So do its `wasi:http` requests; `https` trusts the Mozilla roots and
+    ///    `request.tls_roots` (the device's).
     ///
     /// `Err` is a failure of the worker, not of the app.
     pub fn run_measured(
@@ -420,7 +424,13 @@ impl Prepared {
                     Box::new(StderrLog(stderr.p2_stream())),
                 );
                 let (net, http_hooks) = if self.network {
-                    (Net::brokered(opener.clone()), HttpHooks::brokered(opener))
+                    // One TLS client per run: the Mozilla roots and the device's (parsing
+                    // only, no system call).
+                    let tls = TlsClient::new(&request.tls_roots).map_err(RunError::Tls)?;
+                    (
+                        Net::brokered(opener.clone()),
+                        HttpHooks::brokered(opener, tls),
+                    )
                 } else {
                     (Net::denied(), HttpHooks::denied())
                 };

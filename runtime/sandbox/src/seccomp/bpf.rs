@@ -993,6 +993,8 @@ mod tests {
         ("sendto", libc::SYS_sendto),
         ("accept4", libc::SYS_accept4),
         ("shutdown", libc::SYS_shutdown),
+        ("getrandom", libc::SYS_getrandom),
+        ("writev", libc::SYS_writev),
     ];
 
     /// Our generator, pointed at x86_64, decides every call exactly as seccompiler's program

@@ -58,6 +58,9 @@ pub struct Options {
     /// `--hosts`: the table that alone answers apps' name lookups; the system resolver when
     /// `None`.
     pub hosts: Option<PathBuf>,
+    /// `--tls-roots`: certificates (PEM) apps' `https` requests trust besides the Mozilla
+    /// roots.
+    pub tls_roots: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -100,6 +103,9 @@ impl Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wardend"));
         if let Some(hosts) = &options.hosts {
             command.arg("--hosts").arg(hosts);
+        }
+        if let Some(roots) = &options.tls_roots {
+            command.arg("--tls-roots").arg(roots);
         }
         let child = command
             .arg("--state")

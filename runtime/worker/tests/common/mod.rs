@@ -96,6 +96,7 @@ pub fn request(artefact: &Artefact) -> RunRequest {
         watchdog_ms: 1000,
         storage_quota_bytes: None,
         broker: false,
+        tls_roots: vec![],
     }
 }
 
