@@ -7,6 +7,8 @@ use warden_policy::board::Board;
 use warden_policy::hwdef::{HwdefSet, MemorySource, SetLimits};
 use warden_policy::trust::{TrustStore, UnlockToken, VerifyContext};
 
+use crate::file::ReadBounded;
+
 /// Most files read from a board directory.
 const MAX_BOARD_FILES: usize = 256;
 /// Largest file read from a board directory.
@@ -91,25 +93,16 @@ impl DeviceConfig {
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, DeviceError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|source| DeviceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| DeviceError::Io {
+    crate::file::read_bounded(path, limit).map_err(|e| match e {
+        ReadBounded::Io(source) => DeviceError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-    if bytes.len() as u64 > limit {
-        return Err(DeviceError::TooLarge {
+        },
+        ReadBounded::TooLarge => DeviceError::TooLarge {
             path: path.to_path_buf(),
             limit,
-        });
-    }
-    Ok(bytes)
+        },
+    })
 }
 
 /// Reads every `.json` file under the board file's directory into memory and loads the board

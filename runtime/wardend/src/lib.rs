@@ -11,6 +11,7 @@ pub mod broker;
 pub mod device;
 pub mod devices;
 pub mod error;
+mod file;
 pub mod http;
 pub mod index;
 pub mod install;

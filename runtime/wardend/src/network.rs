@@ -33,6 +33,8 @@ use warden_ipc::broker::{
 };
 use warden_policy::manifest::{AllowedHost, Capabilities};
 
+use crate::file::{ReadBounded, read_bounded};
+
 /// Longest a TCP connection may take to be established before the app is told `timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -144,21 +146,15 @@ pub struct HostsTable {
 impl HostsTable {
     /// Reads and parses the table at `path`.
     pub fn load(path: &Path) -> Result<HostsTable, HostsError> {
-        use std::io::Read;
-        let io = |source| HostsError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut bytes = Vec::new();
-        file.take(MAX_HOSTS_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if bytes.len() as u64 > MAX_HOSTS_BYTES {
-            return Err(HostsError::TooLarge {
+        let bytes = read_bounded(path, MAX_HOSTS_BYTES).map_err(|e| match e {
+            ReadBounded::Io(source) => HostsError::Io {
                 path: path.to_path_buf(),
-            });
-        }
+                source,
+            },
+            ReadBounded::TooLarge => HostsError::TooLarge {
+                path: path.to_path_buf(),
+            },
+        })?;
         let text = String::from_utf8(bytes).map_err(|e| HostsError::Lines {
             problems: vec![format!(
                 "{}: not UTF-8 (byte {})",

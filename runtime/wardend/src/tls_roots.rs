@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rustls_pki_types::CertificateDer;
+
+use crate::file::{ReadBounded, read_bounded};
 pub use warden_ipc::{MAX_TLS_ROOTS, MAX_TLS_ROOTS_BYTES};
 
 /// Largest roots file read: 32 certificates of 1 KiB take about 45 KiB as PEM; the rest is room
@@ -45,21 +47,15 @@ pub struct TlsRoots {
 impl TlsRoots {
     /// Reads and checks the PEM file at `path`.
     pub fn load(path: &Path) -> Result<TlsRoots, TlsRootsError> {
-        use std::io::Read;
-        let io = |source| TlsRootsError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut bytes = Vec::new();
-        file.take(MAX_TLS_ROOTS_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if bytes.len() as u64 > MAX_TLS_ROOTS_FILE_BYTES {
-            return Err(TlsRootsError::TooLarge {
+        let bytes = read_bounded(path, MAX_TLS_ROOTS_FILE_BYTES).map_err(|e| match e {
+            ReadBounded::Io(source) => TlsRootsError::Io {
                 path: path.to_path_buf(),
-            });
-        }
+                source,
+            },
+            ReadBounded::TooLarge => TlsRootsError::TooLarge {
+                path: path.to_path_buf(),
+            },
+        })?;
         TlsRoots::parse(path, &bytes)
     }
 
