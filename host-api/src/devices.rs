@@ -24,6 +24,8 @@ pub struct Devices {
     open: BTreeSet<String>,
     /// The app's stderr, for `log`.
     pub(crate) log: Box<dyn Write + Send>,
+    /// Its subscription to update events, once `sysevent.next-event` made one.
+    pub(crate) sysevents: crate::sysevent::SysEvents,
 }
 
 impl std::fmt::Debug for Devices {
@@ -98,6 +100,7 @@ impl Devices {
             table: ResourceTable::new(),
             open: BTreeSet::new(),
             log,
+            sysevents: crate::sysevent::SysEvents::default(),
         }
     }
 
@@ -154,6 +157,21 @@ impl Devices {
             .map_err(|e| io(format!("`{name}`: cannot hold it open: {e}")))?;
         self.open.extend(names);
         Ok(handle)
+    }
+
+    /// Asks the broker for something that is not a peripheral (a power action, an update
+    /// subscription or deferral): the request is checked here first, like an open.
+    pub(crate) fn ask(
+        &mut self,
+        request: ResourceRequest,
+    ) -> Result<(warden_ipc::broker::Grant, Vec<OwnedFd>), Error> {
+        BrokerRequest {
+            seq: 0,
+            open: request.clone(),
+        }
+        .validate()
+        .map_err(error::from_denial)?;
+        self.opener.open(request).map_err(error::from_denial)
     }
 
     /// The open resource behind `handle`.

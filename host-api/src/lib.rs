@@ -14,8 +14,8 @@
 //! The same crate holds the worker's `wasi:sockets` host ([`net`]): lookups, connections and
 //! server sockets through the same broker, over the descriptors it passes.
 //!
-//! One module per WIT interface (`gpio`, `i2c`, `spi`, `uart`, `adc`, `pwm`, `log`; `intercore`,
-//! `sysevent` and `power` in `unavailable`); each resource speaks either the simulated board's
+//! One module per WIT interface (`gpio`, `i2c`, `spi`, `uart`, `adc`, `pwm`, `log`, `power`,
+//! `sysevent`; `intercore`, not built yet, in `unavailable`); each resource speaks either the simulated board's
 //! protocol over its descriptor (`sim`) or the Linux device interface (`linux`). Every `unsafe`
 //! block of the crate is in `linux/sys.rs`.
 #![deny(unsafe_code)]
@@ -31,9 +31,11 @@ mod linux;
 mod log;
 pub mod net;
 mod opener;
+mod power;
 mod pwm;
 mod sim;
 mod spi;
+mod sysevent;
 mod uart;
 mod unavailable;
 

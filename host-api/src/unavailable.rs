@@ -1,11 +1,11 @@
-//! `intercore`, `sysevent` and `power`: in the world, so apps that import them load, but not
-//! built in this version. Every call fails `not-granted`, saying so (docs/api/device.md).
+//! `intercore`: in the world, so apps that import it load, but not built in this version
+//! (it comes with the real-time core manager). Every call fails `not-granted`, saying so
+//! (docs/api/device.md).
 
 use wasmtime::component::Resource;
 
-use crate::bindings::warden::device::sysevent::{Event, UpdateKind};
 use crate::bindings::warden::device::types::Error;
-use crate::bindings::warden::device::{intercore, power, sysevent};
+use crate::bindings::warden::device::intercore;
 use crate::devices::Devices;
 
 /// An inter-app channel. None can exist yet (`open` always fails), hence no value.
@@ -43,27 +43,3 @@ impl intercore::HostChannel for Devices {
 }
 
 impl intercore::Host for Devices {}
-
-impl sysevent::Host for Devices {
-    fn next_event(&mut self, _timeout_ms: u32) -> Result<Option<Event>, Error> {
-        Err(not_available("sysevent"))
-    }
-
-    fn defer_update(&mut self, _kind: UpdateKind, _minutes: u32) -> Result<(), Error> {
-        Err(not_available("sysevent"))
-    }
-
-    fn resume_update(&mut self, _kind: UpdateKind) -> Result<(), Error> {
-        Err(not_available("sysevent"))
-    }
-}
-
-impl power::Host for Devices {
-    fn reboot(&mut self) -> Result<(), Error> {
-        Err(not_available("power"))
-    }
-
-    fn power_down(&mut self, _max_residency_s: u32) -> Result<(), Error> {
-        Err(not_available("power"))
-    }
-}

@@ -46,13 +46,14 @@ pub enum PowerControl {
 }
 
 impl PowerControl {
-    const ALL: [PowerControl; 3] = [
+    pub const ALL: [PowerControl; 3] = [
         PowerControl::ForcePowerDown,
         PowerControl::ForceReboot,
         PowerControl::SetPowerProfile,
     ];
 
-    fn name(self) -> &'static str {
+    /// The manifest's spelling (`ForceReboot`).
+    pub fn name(self) -> &'static str {
         match self {
             PowerControl::ForcePowerDown => "ForcePowerDown",
             PowerControl::ForceReboot => "ForceReboot",

@@ -27,6 +27,14 @@
 //! allowed name returned; the supervisor makes the socket and the connection) and to
 //! [`ResourceRequest::Listen`] (only on an allowed server port); a socket comes back as one
 //! descriptor ([`Access::Socket`]).
+//!
+//! **Device services** go the same way. [`ResourceRequest::Power`] (`PowerControls`: reboot,
+//! power down, power profile) is answered [`Access::Accepted`] once the supervisor has taken it
+//! on. [`ResourceRequest::Events`] (`SystemEventNotifications`) subscribes the app to update
+//! events: one descriptor ([`Access::Events`]), a `SOCK_SEQPACKET` socket on which the
+//! supervisor sends one [`SysEvent`] per packet and never reads. [`ResourceRequest::DeferUpdate`]
+//! and [`ResourceRequest::ResumeUpdate`] (`SoftwareUpdateDeferral`) put pending updates off and
+//! let them go ahead.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -97,6 +105,100 @@ pub enum ResourceRequest {
         address: SocketAddr,
         backlog: u32,
     },
+    /// Device power (`PowerControls`); answered [`Access::Accepted`].
+    Power { action: PowerAction },
+    /// A subscription to update events (`SystemEventNotifications`); answered
+    /// [`Access::Events`] with one descriptor.
+    Events,
+    /// Puts updates of `kind` off by `minutes` from now (`SoftwareUpdateDeferral`); answered
+    /// [`Access::Deferred`] with the minutes granted (the board caps them).
+    DeferUpdate { update: UpdateKind, minutes: u32 },
+    /// Withdraws this app's deferral of updates of `kind` (`SoftwareUpdateDeferral`); answered
+    /// [`Access::Accepted`].
+    ResumeUpdate { update: UpdateKind },
+}
+
+/// Longest power-down an app may ask for (`max_residency_s`): one year.
+pub const MAX_RESIDENCY_S: u32 = 365 * 24 * 3600;
+
+/// Most minutes one deferral may ask for (Azure Sphere's limit for app updates, 167 hours);
+/// the board may cap it lower.
+pub const MAX_DEFERRAL_MINUTES: u32 = 10_020;
+
+/// What an app asks of the device's power (`PowerControls`: `ForceReboot`, `ForcePowerDown`,
+/// `SetPowerProfile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PowerAction {
+    /// Stop every app and restart the device.
+    Reboot,
+    /// Stop every app and power the device down for at most `max_residency_s` seconds (an RTC
+    /// alarm wakes it).
+    PowerDown { max_residency_s: u32 },
+    /// Run the CPUs for power saving, balance, or speed.
+    SetProfile { profile: PowerProfile },
+}
+
+/// A power profile (Azure Sphere `PowerManagement_SetSystemPowerProfile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerProfile {
+    PowerSaver,
+    Balanced,
+    HighPerformance,
+}
+
+impl PowerAction {
+    /// The manifest's `PowerControls` value that grants it.
+    pub fn control(&self) -> &'static str {
+        match self {
+            PowerAction::Reboot => "ForceReboot",
+            PowerAction::PowerDown { .. } => "ForcePowerDown",
+            PowerAction::SetProfile { .. } => "SetPowerProfile",
+        }
+    }
+}
+
+/// What an update replaces: an app, or the OS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateKind {
+    App,
+    Os,
+}
+
+/// Where an update stands, as [`SysEvent`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStatus {
+    /// Staged; installs in `seconds_to_install` unless an app defers it.
+    Pending,
+    /// Put off by an app; installs in `seconds_to_install`.
+    Deferred,
+    /// Installing now.
+    Installing,
+    /// Installed.
+    Complete,
+    /// Given up (it no longer verifies, or the install failed); nothing changed.
+    Abandoned,
+}
+
+/// One update event, sent by the supervisor on an [`Access::Events`] socket, one per packet.
+/// Each event carries the whole state of one update, so a newer event supersedes an older one
+/// (a subscriber that reads late loses nothing it needs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysEvent {
+    pub update: UpdateKind,
+    pub status: UpdateStatus,
+    /// The component an app update is for.
+    pub component_id: Option<String>,
+    /// The version it installs.
+    pub version: u64,
+    /// Seconds until it installs, unless (further) deferred; 0 once installing or done.
+    pub seconds_to_install: u64,
+    /// How many more minutes it may be deferred.
+    pub max_deferral_minutes: u32,
 }
 
 /// A socket's transport.
@@ -128,8 +230,22 @@ impl ResourceRequest {
             | ResourceRequest::Pwm { name } => Some(name),
             ResourceRequest::Lookup { .. }
             | ResourceRequest::Connect { .. }
-            | ResourceRequest::Listen { .. } => None,
+            | ResourceRequest::Listen { .. }
+            | ResourceRequest::Power { .. }
+            | ResourceRequest::Events
+            | ResourceRequest::DeferUpdate { .. }
+            | ResourceRequest::ResumeUpdate { .. } => None,
         }
+    }
+
+    /// Whether this is a network request (lookup, connect, listen).
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            ResourceRequest::Lookup { .. }
+                | ResourceRequest::Connect { .. }
+                | ResourceRequest::Listen { .. }
+        )
     }
 
     /// What was asked for, for messages: `` `SAMPLE_LED` ``, `` lookup of `example.com` ``,
@@ -143,6 +259,20 @@ impl ResourceRequest {
             ResourceRequest::Listen {
                 transport, address, ..
             } => format!("{transport} server socket on {address}"),
+            ResourceRequest::Power { action } => match action {
+                PowerAction::Reboot => "reboot".to_owned(),
+                PowerAction::PowerDown { max_residency_s } => {
+                    format!("power-down for at most {max_residency_s} s")
+                }
+                PowerAction::SetProfile { profile } => format!("power profile {profile:?}"),
+            },
+            ResourceRequest::Events => "subscription to update events".to_owned(),
+            ResourceRequest::DeferUpdate { update, minutes } => {
+                format!("deferral of {update:?} updates by {minutes} minutes")
+            }
+            ResourceRequest::ResumeUpdate { update } => {
+                format!("resumption of {update:?} updates")
+            }
             peripheral => format!("`{}`", peripheral.peripheral().unwrap_or_default()),
         }
     }
@@ -167,6 +297,11 @@ impl ResourceRequest {
                 transport: Transport::Udp,
                 ..
             } => "AllowedUdpServerPorts",
+            ResourceRequest::Power { .. } => "PowerControls",
+            ResourceRequest::Events => "SystemEventNotifications",
+            ResourceRequest::DeferUpdate { .. } | ResourceRequest::ResumeUpdate { .. } => {
+                "SoftwareUpdateDeferral"
+            }
         }
     }
 }
@@ -211,6 +346,27 @@ impl BrokerRequest {
                 }
                 Ok(())
             }
+            ResourceRequest::Power {
+                action: PowerAction::PowerDown { max_residency_s },
+            } => {
+                if *max_residency_s == 0 || *max_residency_s > MAX_RESIDENCY_S {
+                    return Err(Denial::InvalidArgument(format!(
+                        "a power-down for {max_residency_s} s (1 to {MAX_RESIDENCY_S})"
+                    )));
+                }
+                Ok(())
+            }
+            ResourceRequest::DeferUpdate { minutes, .. } => {
+                if *minutes == 0 || *minutes > MAX_DEFERRAL_MINUTES {
+                    return Err(Denial::InvalidArgument(format!(
+                        "a deferral of {minutes} minutes (1 to {MAX_DEFERRAL_MINUTES})"
+                    )));
+                }
+                Ok(())
+            }
+            ResourceRequest::Power { .. }
+            | ResourceRequest::Events
+            | ResourceRequest::ResumeUpdate { .. } => Ok(()),
             peripheral => validate_name(peripheral.peripheral().unwrap_or_default()),
         }
     }
@@ -333,6 +489,14 @@ pub enum Access {
         local: SocketAddr,
         remote: Option<SocketAddr>,
     },
+    /// No descriptor: the supervisor has taken the request on (a power action, a resumption).
+    Accepted,
+    /// One descriptor: the receiving end of the app's update events, a `SOCK_SEQPACKET` socket
+    /// carrying one [`SysEvent`] per packet. The supervisor sends the state of every pending
+    /// update at once, then each change.
+    Events,
+    /// No descriptor: the deferral granted, in minutes from now (at most what was asked).
+    Deferred { minutes: u32 },
 }
 
 /// What the worker needs to know about a simulated resource.
@@ -365,6 +529,8 @@ impl Access {
             Access::SysfsPwm { channels } => channels.len() * 4,
             Access::Addresses { .. } => 0,
             Access::Socket { .. } => 1,
+            Access::Accepted | Access::Deferred { .. } => 0,
+            Access::Events => 1,
         }
     }
 }

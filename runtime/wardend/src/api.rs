@@ -41,7 +41,7 @@ pub fn route(sup: &Supervisor, req: &mut Request<'_>) -> Response {
 /// Answers one request; `sim` serves `/sim/...`.
 pub fn route_with(
     sup: &Supervisor,
-    sim: Option<&warden_simboard::SimBoard>,
+    sim: Option<&crate::sim_api::Simulated>,
     req: &mut Request<'_>,
 ) -> Response {
     let path = req.path.trim_end_matches('/').to_owned();

@@ -16,6 +16,10 @@
 //! 4. the [`DeviceOpener`] opens exactly that resource (the simulated board's endpoint, or the
 //!    Linux device) and the reply carries its descriptors.
 //!
+//! Device services — power (`PowerControls`), update events and deferrals
+//! (`SystemEventNotifications`, `SoftwareUpdateDeferral`) — go to [`crate::power`] and
+//! [`crate::updates`] with the app's [`SystemGrant`] instead of steps 3 and 4.
+//!
 //! Either way the number of descriptors must match the grant's access, else `io`.
 //!
 //! `busy` within one app is the worker's own bookkeeping (it sees its resources dropped and
@@ -36,6 +40,7 @@ use warden_policy::ids::PeripheralType;
 use warden_policy::install::Grant;
 
 use crate::network::{Network, NetworkGrant, NetworkSession};
+use crate::system::{System, SystemGrant};
 
 /// Opens granted resources: the simulated board, or the Linux devices a board file names.
 pub trait DeviceOpener: Send + Sync + std::fmt::Debug {
@@ -60,7 +65,11 @@ fn peripheral_of(request: &ResourceRequest) -> Option<(PeripheralType, &str)> {
         ResourceRequest::Pwm { .. } => PeripheralType::Pwm,
         ResourceRequest::Lookup { .. }
         | ResourceRequest::Connect { .. }
-        | ResourceRequest::Listen { .. } => return None,
+        | ResourceRequest::Listen { .. }
+        | ResourceRequest::Power { .. }
+        | ResourceRequest::Events
+        | ResourceRequest::DeferUpdate { .. }
+        | ResourceRequest::ResumeUpdate { .. } => return None,
     };
     Some((kind, request.peripheral()?))
 }
@@ -110,6 +119,8 @@ pub struct Broker<'a> {
     pub opener: &'a dyn DeviceOpener,
     /// Its network rights and what its lookups returned.
     network: NetworkSession<'a>,
+    /// Its device-service rights and the services that answer them.
+    system: Option<(&'a SystemGrant, &'a System)>,
 }
 
 impl std::fmt::Debug for Broker<'_> {
@@ -135,7 +146,41 @@ impl<'a> Broker<'a> {
             hwdefs,
             opener,
             network: NetworkSession::none(),
+            system: None,
         }
+    }
+
+    /// The same broker with the app's device-service rights, answered by `system`. Without it
+    /// every power and update request is `not-granted`.
+    pub fn with_system(mut self, grant: &'a SystemGrant, system: &'a System) -> Broker<'a> {
+        self.system = Some((grant, system));
+        self
+    }
+
+    fn answer_system(
+        &self,
+        request: &ResourceRequest,
+    ) -> Result<(warden_ipc::broker::Grant, Vec<OwnedFd>), Denial> {
+        let Some((grant, system)) = self.system else {
+            return Err(Denial::NotGranted(format!(
+                "this app's manifest does not grant {} (a {})",
+                request.capability(),
+                request.describe()
+            )));
+        };
+        let (access, fds) = match request {
+            ResourceRequest::Power { action } => {
+                crate::power::answer(self.app, grant, system.power.as_ref(), *action)?
+            }
+            other => system.updates.answer(self.app, grant, other)?,
+        };
+        Ok((
+            warden_ipc::broker::Grant {
+                peripheral: request.capability().to_owned(),
+                access,
+            },
+            fds,
+        ))
     }
 
     /// The same broker with the app's network rights, answered through `network`.
@@ -151,8 +196,10 @@ impl<'a> Broker<'a> {
         request: &BrokerRequest,
     ) -> Result<(warden_ipc::broker::Grant, Vec<OwnedFd>), Denial> {
         request.validate()?;
-        let (grant, fds) = if request.open.peripheral().is_none() {
+        let (grant, fds) = if request.open.is_network() {
             self.network.answer(&request.open)?
+        } else if request.open.peripheral().is_none() {
+            self.answer_system(&request.open)?
         } else {
             let grant = authorize(self.grants, self.hwdefs, &request.open)?;
             let (access, fds) = self.opener.open(self.app, grant, &request.open)?;

@@ -17,12 +17,15 @@ pub mod index;
 pub mod install;
 pub mod logs;
 pub mod network;
+pub mod power;
 pub mod reports;
 pub mod sim_api;
 pub mod state;
 pub mod storage;
 pub mod supervisor;
+pub mod system;
 pub mod tls_roots;
+pub mod updates;
 pub mod worker;
 
 /// Unix seconds now (0 if the clock is before 1970).

@@ -11,6 +11,10 @@ use wardend::device::DeviceConfig;
 use wardend::devices::BoardDevices;
 use wardend::install::Compiler;
 use wardend::network::{HostsTable, Network, Resolver};
+use wardend::power::{LinuxPower, LinuxSys, PowerBackend, SimPower};
+use wardend::sim_api::Simulated;
+use wardend::system::System;
+use wardend::updates::Updates;
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
 use wardend::tls_roots::TlsRoots;
@@ -102,7 +106,23 @@ fn main() -> Result<()> {
     let state = StateDir::open(&args.state)?;
     let devices = BoardDevices::new(&device.board)
         .with_context(|| format!("the simulated peripherals of {}", args.board.display()))?;
-    let sim = devices.sim.clone();
+    // A board with simulated peripherals has a simulated power rail; a real one, the kernel's.
+    let sim_power = devices.sim.as_ref().map(|_| Arc::new(SimPower::new()));
+    let power: Arc<dyn PowerBackend> = match &sim_power {
+        Some(sim) => Arc::new(Arc::clone(sim)),
+        None => Arc::new(Arc::new(LinuxPower::new(LinuxSys {
+            sysfs: "/sys".into(),
+        }))),
+    };
+    let sim = devices
+        .sim
+        .clone()
+        .zip(sim_power)
+        .map(|(board, power)| Simulated { board, power });
+    let system = System {
+        power: Arc::clone(&power),
+        updates: Arc::new(Updates::new()),
+    };
     let hwdefs = Arc::new(device.hwdefs.clone());
     let compiler = WorkerCompiler::new(compiler, cgroups.clone()).map_err(anyhow::Error::msg)?;
     if args.compiler.is_some() {
@@ -124,6 +144,7 @@ fn main() -> Result<()> {
         hwdefs,
         network: Arc::new(Network::new(resolver)),
         tls_roots: Arc::new(tls_roots),
+        system: system.clone(),
     };
     let names = launcher.network.resolver.to_string();
     let trust = match &args.tls_roots {
@@ -147,6 +168,8 @@ fn main() -> Result<()> {
         RestartPolicy::default(),
         args.reports,
     )?;
+    power.attach(Arc::new(supervisor.downgrade()));
+    system.updates.attach(supervisor.downgrade());
     eprintln!(
         "wardend: serving {} (state {}, board {}, apps' names resolved by {names}, their \
          https trusting {trust})",

@@ -12,6 +12,8 @@
 //! | `GET /sim/pwm/{name}/{channel}` | a PWM channel's last applied state |
 //! | `POST /sim/sensor/{name}/{address}?quantity=Q&value=V` | sets an emulated sensor's reading |
 //! | `GET /sim/bus/{name}` | recent I2C/SPI transactions on a bus |
+//! | `GET /sim/power` | the board's power: on, rebooting or off, the profile, counts, the latest requests |
+//! | `POST /sim/power/wake` | wakes a powered-down board before its alarm (the power button) |
 //!
 //! `{name}` is the board's peripheral (`SIM_GPIO8`) or any hardware-definition name that
 //! resolves to it for that kind (`SAMPLE_LED`, `LED_RED`).
@@ -21,16 +23,24 @@ use warden_policy::ids::PeripheralType;
 use warden_simboard::SimBoard;
 
 use crate::http::{Request, Response};
+use crate::power::SimPower;
 use crate::supervisor::Supervisor;
+
+/// The simulated side of a device with simulated peripherals: the board and its power rail.
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    pub board: SimBoard,
+    pub power: std::sync::Arc<SimPower>,
+}
 
 /// Answers `/sim/...` (`rest` is the path after `/sim`).
 pub fn route(
     sup: &Supervisor,
-    sim: Option<&SimBoard>,
+    simulated: Option<&Simulated>,
     req: &Request<'_>,
     rest: &[&str],
 ) -> Response {
-    let Some(sim) = sim else {
+    let Some(Simulated { board: sim, power }) = simulated else {
         return Response::error(
             404,
             &format!(
@@ -148,7 +158,22 @@ pub fn route(
                 Err(e) => bad(e),
             }
         }
-        (_, [] | ["gpio" | "uart" | "bus", _] | ["adc" | "pwm" | "sensor", _, _]) => {
+        ("GET", ["power"]) => Response::json(200, &power.view()),
+        ("POST", ["power", "wake"]) => {
+            if power.wake() {
+                Response::json(200, &power.view())
+            } else {
+                Response::error(409, "the board is not powered down")
+            }
+        }
+        (
+            _,
+            []
+            | ["gpio" | "uart" | "bus", _]
+            | ["adc" | "pwm" | "sensor", _, _]
+            | ["power"]
+            | ["power", "wake"],
+        ) => {
             Response::error(405, &format!("{} is not allowed here", req.method))
         }
         _ => Response::error(404, "no such simulated-board resource"),

@@ -19,6 +19,7 @@ use crate::index::{Index, InstalledEntry};
 use crate::install::{self, Compiler, InstallError, Installed};
 use crate::logs::{Log, Stream};
 use crate::network::NetworkGrant;
+use crate::system::SystemGrant;
 use crate::reports::{FailureKind, FailureReport, ReportStore};
 use crate::state::{STORE, StateDir};
 use crate::storage::{StorageError, StorageManager, StorageStatus, Usage};
@@ -81,6 +82,9 @@ pub struct LaunchSpec {
     /// What its manifest allows on the network (`AllowedConnections`, server ports); the
     /// broker looks up, connects and listens only as these allow.
     pub network: NetworkGrant,
+    /// The device services its manifest grants (`PowerControls`, update events and
+    /// deferrals); the broker answers only these.
+    pub system: SystemGrant,
 }
 
 /// How a worker ended.
@@ -230,6 +234,18 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
+/// A handle on the supervisor that does not keep it alive: for the device services (power,
+/// updates) that act on the whole fleet but are held by the launcher the supervisor owns.
+#[derive(Clone, Debug, Default)]
+pub struct WeakSupervisor(std::sync::Weak<Shared>);
+
+impl WeakSupervisor {
+    /// The supervisor, while it lives.
+    pub fn upgrade(&self) -> Option<Supervisor> {
+        self.0.upgrade().map(|shared| Supervisor { shared })
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -286,6 +302,29 @@ impl Supervisor {
             supervisor.start(&id)?;
         }
         Ok(supervisor)
+    }
+
+    /// A handle that does not keep the supervisor alive.
+    pub fn downgrade(&self) -> WeakSupervisor {
+        WeakSupervisor(Arc::downgrade(&self.shared))
+    }
+
+    /// Starts every installed app marked autostart that is not running, as a boot does (the
+    /// simulated board's reboot). Returns the apps that could not start, and why.
+    pub fn boot(&self) -> Vec<(String, OpError)> {
+        let autostart: Vec<String> = lock(&self.shared.index)
+            .apps
+            .iter()
+            .filter(|(_, a)| a.autostart && a.code.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        autostart
+            .into_iter()
+            .filter_map(|id| match self.start(&id) {
+                Ok(_) | Err(OpError::AlreadyRunning(_)) => None,
+                Err(e) => Some((id, e)),
+            })
+            .collect()
     }
 
     pub fn device(&self) -> &DeviceConfig {
@@ -723,6 +762,7 @@ impl Supervisor {
             watchdog_ms: resolved.watchdog_ms,
             storage,
             network: NetworkGrant::from_capabilities(&manifest.capabilities, &resolved.withheld),
+            system: SystemGrant::from_capabilities(&manifest.capabilities, &resolved.withheld),
             grants: resolved.grants,
         })
     }

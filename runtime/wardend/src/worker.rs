@@ -30,6 +30,7 @@ use crate::logs::{Log, Stream};
 use crate::network::Network;
 use crate::reports::FailureKind;
 use crate::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
+use crate::system::System;
 use crate::tls_roots::TlsRoots;
 
 /// The uid the confined compiler runs as: no app owns it.
@@ -60,6 +61,8 @@ pub struct WorkerLauncher {
     /// The device's extra TLS roots (`--tls-roots`), passed to every worker whose app may use
     /// the network.
     pub tls_roots: Arc<TlsRoots>,
+    /// The device services (power, updates) the broker answers through.
+    pub system: System,
 }
 
 /// A fresh cgroup name for each worker: a restart right after a stop must not meet the old
@@ -194,7 +197,8 @@ impl Launcher for WorkerLauncher {
         // device calls.
         let component = spec.kind == CodeKind::Component;
         let networked = component && !spec.network.is_empty();
-        let brokered = component && (!spec.grants.is_empty() || networked);
+        let brokered =
+            component && (!spec.grants.is_empty() || networked || !spec.system.is_empty());
         let plan = ConfinePlan {
             protocol: PROTOCOL_VERSION,
             app: spec.app.clone(),
@@ -275,11 +279,14 @@ impl Launcher for WorkerLauncher {
             let network = Arc::clone(&self.network);
             let (app, grants, log) = (spec.app.clone(), spec.grants.clone(), log.clone());
             let rights = spec.network.clone();
+            let services = spec.system.clone();
+            let system = self.system.clone();
             std::thread::Builder::new()
                 .name(format!("broker-{}", &spec.app[..spec.app.len().min(8)]))
                 .spawn(move || {
                     let mut broker = Broker::new(&app, &grants, &hwdefs, &*devices)
-                        .with_network(&rights, &network);
+                        .with_network(&rights, &network)
+                        .with_system(&services, &system);
                     let answered = broker.serve(&channel);
                     log.push(
                         Stream::Supervisor,
