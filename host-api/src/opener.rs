@@ -22,7 +22,7 @@ pub struct NoBroker;
 impl Opener for NoBroker {
     fn open(&mut self, _request: ResourceRequest) -> Result<(Grant, Vec<OwnedFd>), Denial> {
         Err(Denial::NotGranted(
-            "this app's manifest grants it no peripherals".into(),
+            "this app's manifest grants it no peripheral, network access or device service".into(),
         ))
     }
 }

@@ -4,8 +4,8 @@
 
 use wasmtime::component::Resource;
 
-use crate::bindings::warden::device::types::Error;
 use crate::bindings::warden::device::intercore;
+use crate::bindings::warden::device::types::Error;
 use crate::devices::Devices;
 
 /// An inter-app channel. None can exist yet (`open` always fails), hence no value.

@@ -198,7 +198,7 @@ fn without_a_broker_every_open_is_not_granted() {
         .map(|_| ())
         .unwrap_err();
     assert!(
-        matches!(&err, Error::NotGranted(m) if m == "this app's manifest grants it no peripherals"),
+        matches!(&err, Error::NotGranted(m) if m == "this app's manifest grants it no peripheral, network access or device service"),
         "{err:?}"
     );
     assert!(matches!(

@@ -106,16 +106,23 @@ pub enum ResourceRequest {
         backlog: u32,
     },
     /// Device power (`PowerControls`); answered [`Access::Accepted`].
-    Power { action: PowerAction },
+    Power {
+        action: PowerAction,
+    },
     /// A subscription to update events (`SystemEventNotifications`); answered
     /// [`Access::Events`] with one descriptor.
     Events,
     /// Puts updates of `kind` off by `minutes` from now (`SoftwareUpdateDeferral`); answered
     /// [`Access::Deferred`] with the minutes granted (the board caps them).
-    DeferUpdate { update: UpdateKind, minutes: u32 },
+    DeferUpdate {
+        update: UpdateKind,
+        minutes: u32,
+    },
     /// Withdraws this app's deferral of updates of `kind` (`SoftwareUpdateDeferral`); answered
     /// [`Access::Accepted`].
-    ResumeUpdate { update: UpdateKind },
+    ResumeUpdate {
+        update: UpdateKind,
+    },
 }
 
 /// Longest power-down an app may ask for (`max_residency_s`): one year.

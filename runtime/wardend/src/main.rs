@@ -13,11 +13,11 @@ use wardend::install::Compiler;
 use wardend::network::{HostsTable, Network, Resolver};
 use wardend::power::{LinuxPower, LinuxSys, PowerBackend, SimPower};
 use wardend::sim_api::Simulated;
-use wardend::system::System;
-use wardend::updates::Updates;
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
+use wardend::system::System;
 use wardend::tls_roots::TlsRoots;
+use wardend::updates::Updates;
 use wardend::worker::{WorkerCompiler, WorkerLauncher, engine_fingerprint};
 
 /// The Warden supervisor.

@@ -667,7 +667,13 @@ mod tests {
         let steps = journal.wait_for("boot");
         assert_eq!(
             steps,
-            ["stop all", "sync", "wake in 3600", "reboot PowerOff", "boot"]
+            [
+                "stop all",
+                "sync",
+                "wake in 3600",
+                "reboot PowerOff",
+                "boot"
+            ]
         );
     }
 
@@ -753,7 +759,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         let view = sim.view();
-        assert_eq!((view.state, view.reboots, view.profile), (PowerState::On, 1, "power_saver"));
+        assert_eq!(
+            (view.state, view.reboots, view.profile),
+            (PowerState::On, 1, "power_saver")
+        );
         assert_eq!(view.requests.len(), 2);
 
         answer(

@@ -173,9 +173,7 @@ pub fn route(
             | ["adc" | "pwm" | "sensor", _, _]
             | ["power"]
             | ["power", "wake"],
-        ) => {
-            Response::error(405, &format!("{} is not allowed here", req.method))
-        }
+        ) => Response::error(405, &format!("{} is not allowed here", req.method)),
         _ => Response::error(404, "no such simulated-board resource"),
     }
 }

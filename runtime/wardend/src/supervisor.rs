@@ -19,10 +19,10 @@ use crate::index::{Index, InstalledEntry};
 use crate::install::{self, Compiler, InstallError, Installed};
 use crate::logs::{Log, Stream};
 use crate::network::NetworkGrant;
-use crate::system::SystemGrant;
 use crate::reports::{FailureKind, FailureReport, ReportStore};
 use crate::state::{STORE, StateDir};
 use crate::storage::{StorageError, StorageManager, StorageStatus, Usage};
+use crate::system::SystemGrant;
 
 /// Bytes of log text kept per app.
 pub const LOG_CAPACITY: usize = 256 * 1024;

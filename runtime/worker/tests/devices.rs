@@ -50,7 +50,7 @@ fn without_a_broker_the_open_is_refused_and_the_app_can_say_why() {
     assert_eq!(ran.outcome, Outcome::Exited { code: 1 }, "{ran:?}");
     assert_eq!(
         String::from_utf8_lossy(&ran.stderr),
-        "[error] blink: this app's manifest grants it no peripherals\n"
+        "[error] blink: this app's manifest grants it no peripheral, network access or device service\n"
     );
 }
 

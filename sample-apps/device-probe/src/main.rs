@@ -38,12 +38,14 @@
 //! intercore-recv COMPONENT_ID TIMEOUT_MS
 //!                                     prints the message as a quoted string, or `timeout`
 //! intercore-max COMPONENT_ID          prints the largest message size
-//! sysevent-next TIMEOUT_MS            prints `update-pending KIND MINUTES`,
-//!                                     `update-ready-for-install KIND`, or `timeout`
-//! sysevent-defer KIND MINUTES
+//! sysevent-next TIMEOUT_MS            prints `KIND STATUS COMPONENT version=N in=Ns
+//!                                     max-deferral=Nmin` (COMPONENT `-` for none), or
+//!                                     `timeout`
+//! sysevent-defer KIND MINUTES         prints `granted=MINUTES`
 //! sysevent-resume KIND
 //! power-reboot
 //! power-down SECONDS
+//! power-profile PROFILE               PROFILE: power-saver, balanced or high-performance
 //! log LEVEL CONTEXT MESSAGE
 //! open-twice KIND NAME                open NAME, then open it again while the first is open;
 //!                                     prints the second open's outcome (`second ok` or
@@ -111,7 +113,7 @@ const USAGE: &str = "usage: device-probe STEP...  (one step per argument, e.g. \
   pwm NAME CHANNEL PERIOD_NS DUTY_NS normal|inversed on|off
   intercore-send ID TEXT   intercore-recv ID TIMEOUT_MS   intercore-max ID
   sysevent-next TIMEOUT_MS   sysevent-defer app|os MINUTES   sysevent-resume app|os
-  power-reboot   power-down SECONDS   log LEVEL CONTEXT MESSAGE
+  power-reboot   power-down SECONDS   power-profile PROFILE   log LEVEL CONTEXT MESSAGE
   open-twice KIND NAME   close KIND NAME   sleep MS";
 
 fn main() -> ExitCode {

@@ -165,19 +165,20 @@ impl Probe {
                 channel.max_message_size().to_string()
             }
             Step::SyseventNext(timeout_ms) => match sysevent::next_event(*timeout_ms)? {
-                Some(sysevent::Event::UpdatePending(pending)) => format!(
-                    "update-pending {} {}",
-                    kind_name(pending.kind),
-                    pending.minutes_to_install
+                Some(event) => format!(
+                    "{} {} {} version={} in={}s max-deferral={}min",
+                    kind_name(event.kind),
+                    status_name(event.status),
+                    event.component_id.as_deref().unwrap_or("-"),
+                    event.version,
+                    event.seconds_to_install,
+                    event.max_deferral_minutes
                 ),
-                Some(sysevent::Event::UpdateReadyForInstall(kind)) => {
-                    format!("update-ready-for-install {}", kind_name(kind))
-                }
                 None => "timeout".to_owned(),
             },
             Step::SyseventDefer(kind, minutes) => {
-                sysevent::defer_update(*kind, *minutes)?;
-                none()
+                let granted = sysevent::defer_update(*kind, *minutes)?;
+                format!("granted={granted}")
             }
             Step::SyseventResume(kind) => {
                 sysevent::resume_update(*kind)?;
@@ -189,6 +190,10 @@ impl Probe {
             }
             Step::PowerDown(seconds) => {
                 power::power_down(*seconds)?;
+                none()
+            }
+            Step::PowerProfile(profile) => {
+                power::set_power_profile(*profile)?;
                 none()
             }
             Step::Log(level, context, message) => {
@@ -302,6 +307,16 @@ fn level_name(level: gpio::Level) -> String {
         gpio::Level::High => "high",
     }
     .to_owned()
+}
+
+fn status_name(status: sysevent::UpdateStatus) -> &'static str {
+    match status {
+        sysevent::UpdateStatus::Pending => "pending",
+        sysevent::UpdateStatus::Deferred => "deferred",
+        sysevent::UpdateStatus::Installing => "installing",
+        sysevent::UpdateStatus::Complete => "complete",
+        sysevent::UpdateStatus::Abandoned => "abandoned",
+    }
 }
 
 fn kind_name(kind: sysevent::UpdateKind) -> &'static str {

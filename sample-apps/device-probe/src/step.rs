@@ -1,7 +1,7 @@
 //! Parsing one step (one command-line argument) into a [`Step`]; the syntax is in `main.rs`.
 
 use crate::text;
-use crate::warden::device::{gpio, i2c, log, pwm, spi, sysevent};
+use crate::warden::device::{gpio, i2c, log, power, pwm, spi, sysevent};
 
 /// One parsed step. Names stay strings: the host, not the probe, decides what they mean.
 pub(crate) enum Step {
@@ -33,6 +33,7 @@ pub(crate) enum Step {
     SyseventResume(sysevent::UpdateKind),
     PowerReboot,
     PowerDown(u32),
+    PowerProfile(power::PowerProfile),
     Log(log::Level, String, String),
     OpenTwice(Kind, String),
     Close(Kind, String),
@@ -149,6 +150,7 @@ pub(crate) fn parse(arg: &str) -> Result<Step, String> {
         "sysevent-resume" => Step::SyseventResume(words.update_kind()?),
         "power-reboot" => Step::PowerReboot,
         "power-down" => Step::PowerDown(words.number("SECONDS")?),
+        "power-profile" => Step::PowerProfile(words.power_profile()?),
         "log" => {
             let level = match words.word("a log level")? {
                 "trace" => log::Level::Trace,
@@ -249,6 +251,17 @@ impl<'a> Words<'a> {
             "falling" => Ok(gpio::Edge::Falling),
             "both" => Ok(gpio::Edge::Both),
             other => Err(format!("expected rising, falling or both, not {other:?}")),
+        }
+    }
+
+    fn power_profile(&mut self) -> Result<power::PowerProfile, String> {
+        match self.word("power-saver, balanced or high-performance")? {
+            "power-saver" => Ok(power::PowerProfile::PowerSaver),
+            "balanced" => Ok(power::PowerProfile::Balanced),
+            "high-performance" => Ok(power::PowerProfile::HighPerformance),
+            other => Err(format!(
+                "expected power-saver, balanced or high-performance, not {other:?}"
+            )),
         }
     }
 
