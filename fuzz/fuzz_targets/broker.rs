@@ -7,7 +7,8 @@
 //! whole `Broker::answer`, with a hosts table and a socket opener that opens nothing but
 //! records what it was asked: a connection reaches it only for an allowed literal or an
 //! address a lookup of an allowed name returned earlier in the same input, a server socket
-//! only on an allowed port.
+//! only on an allowed port. Device-service requests (power, update events) are refused
+//! `not-granted` by a broker given no services.
 #![no_main]
 
 use std::collections::HashSet;
@@ -211,6 +212,14 @@ fuzz_target!(|data: &[u8]| {
                         "{address}: {result:?}"
                     );
                 }
+            }
+            // Device services: this broker was given none (`with_system` not called), so each
+            // is refused as not granted, whatever it asks.
+            ResourceRequest::Power { .. }
+            | ResourceRequest::Events
+            | ResourceRequest::DeferUpdate { .. }
+            | ResourceRequest::ResumeUpdate { .. } => {
+                assert!(matches!(result, Err(Denial::NotGranted(_))), "{result:?}");
             }
             _ => unreachable!("peripherals are handled above"),
         }

@@ -1,6 +1,6 @@
 //! `warden device …`: talks to a running `wardend` over its control socket (HTTP/JSON on a
-//! Unix socket): sideload, app list/show/start/stop/logs/quota/uninstall, reports, status, and
-//! the simulated board (`sim`).
+//! Unix socket): sideload, app list/show/start/stop/logs/quota/uninstall, staged updates
+//! (`update`, `updates`, `update-cancel`), reports, status, and the simulated board (`sim`).
 
 use std::path::PathBuf;
 
@@ -30,6 +30,23 @@ pub(crate) enum DeviceApiCommand {
     Sideload {
         /// The `.wpkg` file.
         package: PathBuf,
+    },
+    /// Stage an update: the package is verified now and installs after the notice (later
+    /// while apps with SoftwareUpdateDeferral put it off); apps with SystemEventNotifications
+    /// hear of it. A newer update of the same app replaces a pending one.
+    Update {
+        /// The `.wpkg` file.
+        package: PathBuf,
+        /// Seconds of notice before it installs (0 to 86400).
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        notice_s: u64,
+    },
+    /// Pending updates (when each installs, who defers it), deferrals, the latest outcomes.
+    Updates,
+    /// Cancel a pending update.
+    UpdateCancel {
+        /// The update's id, as `updates` lists it.
+        id: u64,
     },
     /// Manage installed apps.
     #[command(subcommand)]
@@ -80,6 +97,12 @@ pub(crate) enum SimApiCommand {
     },
     /// Recent I2C/SPI transactions on a bus.
     Bus { name: String },
+    /// The board's power: on, rebooting or off, the profile, and what apps asked of it.
+    Power {
+        /// Press the power button of a powered-down board: it boots now.
+        #[arg(long)]
+        wake: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +148,16 @@ pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<(
             let (status, value) = request(&conn.socket, "POST", "/images", Some(&mut file), len)?;
             checked(status, value)?
         }
+        DeviceApiCommand::Update { package, notice_s } => {
+            let mut file = std::fs::File::open(package)
+                .with_context(|| format!("cannot open {}", package.display()))?;
+            let len = file.metadata()?.len();
+            let path = format!("/updates?notice_s={notice_s}");
+            let (status, value) = request(&conn.socket, "POST", &path, Some(&mut file), len)?;
+            checked(status, value)?
+        }
+        DeviceApiCommand::Updates => call(conn, "GET", "/updates")?,
+        DeviceApiCommand::UpdateCancel { id } => call(conn, "DELETE", &format!("/updates/{id}"))?,
         DeviceApiCommand::App(app) => match app {
             AppApiCommand::List => call(conn, "GET", "/apps")?,
             AppApiCommand::Show { id } => call(conn, "GET", &format!("/apps/{id}"))?,
@@ -180,6 +213,8 @@ pub(crate) fn run(cmd: &DeviceApiCommand, conn: &Connection) -> anyhow::Result<(
                 &format!("/sim/sensor/{name}/{address}?quantity={quantity}&value={value}"),
             )?,
             SimApiCommand::Bus { name } => call(conn, "GET", &format!("/sim/bus/{name}"))?,
+            SimApiCommand::Power { wake: false } => call(conn, "GET", "/sim/power")?,
+            SimApiCommand::Power { wake: true } => call(conn, "POST", "/sim/power/wake")?,
         },
     };
     if conn.json {
@@ -248,6 +283,52 @@ fn app_line(a: &Value) -> String {
     )
 }
 
+fn updates_human(value: &Value) {
+    let updates = value["updates"].as_array().cloned().unwrap_or_default();
+    if updates.is_empty() {
+        output::line("no pending updates");
+    }
+    for u in &updates {
+        output::line(format!(
+            "#{} {} ({}) v{}: {} — installs in {} s, deferrable {} more minutes",
+            text(u, "id"),
+            text(u, "name"),
+            text(u, "component_id"),
+            text(u, "version"),
+            text(u, "status"),
+            text(u, "seconds_to_install"),
+            text(u, "max_deferral_minutes")
+        ));
+        for d in u["deferred_by"].as_array().into_iter().flatten() {
+            output::line(format!(
+                "    deferred by {} for {} s more",
+                text(d, "app"),
+                text(d, "seconds_left")
+            ));
+        }
+    }
+    for d in value["deferrals"].as_array().into_iter().flatten() {
+        output::line(format!(
+            "deferral: {} puts {} updates off for {} s more",
+            text(d, "app"),
+            text(d, "kind"),
+            text(d, "seconds_left")
+        ));
+    }
+    for o in value["recent"].as_array().into_iter().flatten() {
+        output::line(format!(
+            "#{} {} ({}) v{}: {} at unix time {} — {}",
+            text(o, "id"),
+            text(o, "name"),
+            text(o, "component_id"),
+            text(o, "version"),
+            text(o, "status"),
+            text(o, "at"),
+            text(o, "detail")
+        ));
+    }
+}
+
 fn human(cmd: &DeviceApiCommand, value: &Value) {
     match cmd {
         DeviceApiCommand::Sideload { .. } => {
@@ -262,6 +343,28 @@ fn human(cmd: &DeviceApiCommand, value: &Value) {
                 output::line(format!("  warning: {}", w.as_str().unwrap_or_default()));
             }
         }
+        DeviceApiCommand::Update { .. } => {
+            output::line(format!(
+                "staged update {}: {} ({}) version {}, {}; installs in {} s unless deferred",
+                text(value, "id"),
+                text(value, "name"),
+                text(value, "component_id"),
+                text(value, "version"),
+                text(value, "decision"),
+                text(value, "seconds_to_install")
+            ));
+            for w in value["warnings"].as_array().into_iter().flatten() {
+                output::line(format!("  warning: {}", w.as_str().unwrap_or_default()));
+            }
+        }
+        DeviceApiCommand::Updates => updates_human(value),
+        DeviceApiCommand::UpdateCancel { .. } => output::line(format!(
+            "cancelled update {}: {} ({}) version {}",
+            text(value, "id"),
+            text(value, "name"),
+            text(value, "component_id"),
+            text(value, "version")
+        )),
         DeviceApiCommand::App(AppApiCommand::List) => {
             let apps = value.as_array().cloned().unwrap_or_default();
             if apps.is_empty() {
@@ -375,6 +478,26 @@ fn human(cmd: &DeviceApiCommand, value: &Value) {
                         } else {
                             "disabled"
                         }
+                    ));
+                }
+            }
+            SimApiCommand::Power { .. } => {
+                output::line(format!(
+                    "power {}, profile {}, {} reboot(s), {} power-down(s){}",
+                    text(value, "state"),
+                    text(value, "profile"),
+                    text(value, "reboots"),
+                    text(value, "power_downs"),
+                    value["wakes_in_s"]
+                        .as_u64()
+                        .map(|s| format!(", wakes in {s} s"))
+                        .unwrap_or_default()
+                ));
+                for request in value["requests"].as_array().into_iter().flatten() {
+                    output::line(format!(
+                        "  {} asked for {}",
+                        text(request, "app"),
+                        request["action"]
                     ));
                 }
             }

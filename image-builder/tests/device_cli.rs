@@ -131,3 +131,27 @@ fn sim_drives_a_line_and_names_a_uarts_other_end() {
         "SIM_PWM_CONTROLLER0 channel 1: period 1000 ns, duty 250 ns, normal, enabled"
     );
 }
+
+#[test]
+fn sim_power_shows_the_board_and_wakes_it() {
+    let (request, out) = warden_against(
+        r#"{"state":"off","profile":"balanced","reboots":1,"power_downs":0,"wakes_in_s":3599,"requests":[{"app":"0b7e6a52-3c1d-4e8f-9a2b-6c5d4e3f2a10","action":{"action":"power_down","max_residency_s":3600},"at":1}]}"#,
+        &["sim", "power"],
+    );
+    assert_eq!(request, "GET /sim/power HTTP/1.1\r\n");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "power off, profile balanced, 1 reboot(s), 0 power-down(s), wakes in 3599 s"
+    );
+    assert!(
+        lines[1].starts_with("  0b7e6a52-3c1d-4e8f-9a2b-6c5d4e3f2a10 asked for ")
+            && lines[1].contains("power_down"),
+        "{out}"
+    );
+    let (request, _) = warden_against(
+        r#"{"state":"rebooting","profile":"balanced","reboots":1,"power_downs":0,"wakes_in_s":null,"requests":[]}"#,
+        &["sim", "power", "--wake"],
+    );
+    assert_eq!(request, "POST /sim/power/wake HTTP/1.1\r\n");
+}

@@ -12,6 +12,7 @@
 pub mod board;
 pub mod diag;
 pub mod envelope;
+pub mod firmware;
 pub mod hwdef;
 pub mod ids;
 pub mod install;

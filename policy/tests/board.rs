@@ -144,7 +144,7 @@ fn a_linux_board_loads_with_an_mt3620_style_set() {
 /// are `resources`, one per line.
 fn board_with(top: &str, resources: &[&str]) -> String {
     format!(
-        "{{\n  \"SchemaVersion\": 1,\n  \"Name\": \"t\",\n  \"HardwareDefinition\": \"board_hw.json\",\n  \"Defaults\": {{\"MemoryLimitKB\": 1024, \"WatchdogMs\": 1000, \"MaxStorageKB\": 64}},\n  \"RealTimeCores\": [{{\"Name\": \"m4\", \"Remoteproc\": \"remoteproc0\"}}],{top}\n  \"Resources\": [\n    {}\n  ]\n}}\n",
+        "{{\n  \"SchemaVersion\": 1,\n  \"Name\": \"t\",\n  \"HardwareDefinition\": \"board_hw.json\",\n  \"Defaults\": {{\"MemoryLimitKB\": 1024, \"WatchdogMs\": 1000, \"MaxStorageKB\": 64}},\n  \"RealTimeCores\": [{{\"Name\": \"m4\", \"Remoteproc\": \"remoteproc0\", \"Memory\": [{{\"Name\": \"TCM\", \"Origin\": \"0x00100000\", \"SizeKB\": 192}}]}}],{top}\n  \"Resources\": [\n    {}\n  ]\n}}\n",
         resources.join(",\n    ")
     )
 }
@@ -264,6 +264,40 @@ fn malformed_boards() -> Vec<(
             "RealTimeCores[0].Remoteproc",
             "\"m4_rproc\"",
             "is not a remoteproc instance",
+        ),
+        (
+            "core without memory",
+            board(&[]).replace(
+                r#", "Memory": [{"Name": "TCM", "Origin": "0x00100000", "SizeKB": 192}]"#,
+                "",
+            ),
+            "RealTimeCores[0]",
+            "{\"Name\": \"m4\"",
+            "missing required key `Memory`",
+        ),
+        (
+            "region origin not an address",
+            board(&[]).replace("0x00100000", "1048576"),
+            "RealTimeCores[0].Memory[0].Origin",
+            "\"1048576\"",
+            "is not a 32-bit address",
+        ),
+        (
+            "region past 4 GiB",
+            board(&[]).replace("0x00100000", "0xffff0000"),
+            "RealTimeCores[0].Memory[0].SizeKB",
+            "{\"Name\": \"TCM\"",
+            "passes the end of the 32-bit address space",
+        ),
+        (
+            "overlapping regions",
+            board(&[]).replace(
+                r#""SizeKB": 192}]"#,
+                r#""SizeKB": 192}, {"Name": "ALIAS", "Origin": "0x00110000", "SizeKB": 4}]"#,
+            ),
+            "RealTimeCores[0].Memory[1]",
+            "{\"Name\": \"ALIAS\"",
+            "overlaps region `TCM`",
         ),
         (
             "resource without backend",

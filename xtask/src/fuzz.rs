@@ -18,6 +18,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "trust",
     "broker",
     "sim_request",
+    "firmware",
 ];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {

@@ -9,6 +9,8 @@
 //! - `cargo xtask bench [package|runtime|devices|network]` — measure and write `docs/benchmarks.md`.
 //! - `cargo xtask cross` — build `wardend` and the Pulley worker for armv7 and run precompiled
 //!   samples with it under qemu-arm (also part of `test`).
+//! - `cargo xtask wit [--out DIR]` — write the app world's complete WIT tree (default
+//!   `target/wit/`) for guest SDK generators (`src/wit.rs`, also the library `warden_wit`).
 #![forbid(unsafe_code)]
 // A developer tool: its output is the product.
 #![allow(clippy::print_stdout)]
@@ -37,6 +39,7 @@ fn main() -> Result<()> {
         Some("demo") => demo::run(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("cross") => cross::run(&root, &args[1..]),
+        Some("wit") => warden_wit::run(&root, &args[1..]),
         Some("bench") => {
             setup::ensure_tools(&root)?;
             match args.get(1).map(String::as_str) {
@@ -57,7 +60,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators"
             );
             bail!("no command given")
         }

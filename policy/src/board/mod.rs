@@ -72,7 +72,32 @@ pub enum CoreBacking {
 pub struct RealTimeCore {
     pub name: String,
     pub backing: CoreBacking,
+    /// Where its firmware may be loaded, as the core sees its address space: every loadable
+    /// segment of a real-time app's ELF must lie within one region (`Memory`, 1 to 8 regions,
+    /// not overlapping).
+    pub memory: Vec<MemoryRegion>,
 }
+
+/// A range of a real-time core's address space that firmware may be loaded into.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryRegion {
+    /// For messages (`TCM`, `SRAM`).
+    pub name: String,
+    pub origin: u32,
+    /// In bytes; `origin + size` does not pass 2^32.
+    pub size: u64,
+}
+
+impl MemoryRegion {
+    /// Whether `[address, address + size)` lies within this region.
+    pub fn contains(&self, address: u64, size: u64) -> bool {
+        let start = u64::from(self.origin);
+        address >= start && address.saturating_add(size) <= start + self.size
+    }
+}
+
+/// Most memory regions one core lists.
+pub const MAX_CORE_REGIONS: usize = 8;
 
 /// One `Resources` entry: what backs one chip peripheral.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -159,7 +184,8 @@ const TOP_KEYS: &[&str] = &[
     "Resources",
 ];
 const DEFAULTS_KEYS: &[&str] = &["MemoryLimitKB", "WatchdogMs", "MaxStorageKB"];
-const CORE_KEYS: &[&str] = &["Name", "Remoteproc", "Emulated"];
+const CORE_KEYS: &[&str] = &["Name", "Remoteproc", "Emulated", "Memory"];
+const REGION_KEYS: &[&str] = &["Name", "Origin", "SizeKB"];
 const EMULATED_KEYS: &[&str] = &["Machine"];
 
 impl Board {
@@ -647,8 +673,16 @@ fn read_cores(report: &mut Report, path: &Path, v: &Value) -> Vec<RealTimeCore> 
                 None
             }
         };
+        let memory = fields
+            .require(
+                report,
+                "Memory",
+                item.pos,
+                "where firmware may be loaded, e.g. `[{\"Name\": \"SRAM\", \"Origin\": \"0x20000000\", \"SizeKB\": 256}]`",
+            )
+            .and_then(|m| read_regions(report, &p.key("Memory"), m));
         fields.finish(report, CORE_KEYS);
-        let (Some((name, name_pos)), Some(backing)) = (name, backing) else {
+        let (Some((name, name_pos)), Some(backing), Some(memory)) = (name, backing, memory) else {
             continue;
         };
         if let Some((_, first)) = cores.iter().find(|(c, _)| c.name == name) {
@@ -671,9 +705,100 @@ fn read_cores(report: &mut Report, path: &Path, v: &Value) -> Vec<RealTimeCore> 
             );
             continue;
         }
-        cores.push((RealTimeCore { name, backing }, name_pos));
+        cores.push((
+            RealTimeCore {
+                name,
+                backing,
+                memory,
+            },
+            name_pos,
+        ));
     }
     cores.into_iter().map(|(c, _)| c).collect()
+}
+
+/// A core's `Memory`: 1 to 8 regions `{"Name", "Origin": "0x…", "SizeKB"}` inside the 32-bit
+/// address space, none overlapping another. `None` if any is wrong (each problem reported).
+fn read_regions(report: &mut Report, path: &Path, v: &Value) -> Option<Vec<MemoryRegion>> {
+    let items = diag::expect_array(report, path, v, MAX_CORE_REGIONS)?;
+    if items.is_empty() {
+        report.error(path, Some(v.pos), "a core needs at least one memory region");
+        return None;
+    }
+    let mut regions: Vec<MemoryRegion> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = path.index(i);
+        let Some(mut fields) = Fields::open(report, &p, item) else {
+            ok = false;
+            continue;
+        };
+        let name = fields
+            .require(report, "Name", item.pos, "the region's name, e.g. `SRAM`")
+            .and_then(|n| read_name(report, &p.key("Name"), n));
+        let origin = fields
+            .require(
+                report,
+                "Origin",
+                item.pos,
+                "its first address, e.g. `\"0x20000000\"`",
+            )
+            .and_then(|o| {
+                let text = diag::expect_str(report, &p.key("Origin"), o)?;
+                let parsed = text
+                    .strip_prefix("0x")
+                    .filter(|h| !h.is_empty() && h.len() <= 8)
+                    .and_then(|h| u32::from_str_radix(h, 16).ok());
+                if parsed.is_none() {
+                    report.error(
+                        &p.key("Origin"),
+                        Some(o.pos),
+                        format!("`{text}` is not a 32-bit address such as `0x20000000`"),
+                    );
+                }
+                parsed
+            });
+        let size_kb = fields
+            .require(report, "SizeKB", item.pos, "its size in KiB")
+            .and_then(|s| diag::expect_int(report, &p.key("SizeKB"), s, 1..=4 * 1024 * 1024));
+        fields.finish(report, REGION_KEYS);
+        let (Some(name), Some(origin), Some(size_kb)) = (name, origin, size_kb) else {
+            ok = false;
+            continue;
+        };
+        let region = MemoryRegion {
+            name,
+            origin,
+            size: size_kb * 1024,
+        };
+        if u64::from(origin) + region.size > 1 << 32 {
+            report.error(
+                &p.key("SizeKB"),
+                Some(item.pos),
+                format!(
+                    "region `{}` at {origin:#010x} of {size_kb} KiB passes the end of the 32-bit \
+                     address space",
+                    region.name
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        if let Some(other) = regions.iter().find(|r| {
+            u64::from(r.origin) < u64::from(origin) + region.size
+                && u64::from(origin) < u64::from(r.origin) + r.size
+        }) {
+            report.error(
+                &p,
+                Some(item.pos),
+                format!("region `{}` overlaps region `{}`", region.name, other.name),
+            );
+            ok = false;
+            continue;
+        }
+        regions.push(region);
+    }
+    ok.then_some(regions)
 }
 
 fn read_resources(report: &mut Report, path: &Path, v: &Value, cores: &[String]) -> Vec<Resource> {

@@ -639,7 +639,6 @@ mod tests {
     const ARMV7_ONLY: &[&str] = &[
         "sigreturn",
         "clock_gettime64",
-        "clock_nanosleep_time64",
         "utimensat_time64",
         "recv",
         "send",

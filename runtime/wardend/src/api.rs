@@ -11,6 +11,9 @@
 //! | `GET /apps/{id}/quota` | `MutableStorage` quota and use (`statvfs` of the app's file system), and whether the quota is enforced |
 //! | `POST /images` | sideload: the body is a `.wpkg` |
 //! | `GET /reports?app=ID&limit=N` | failure reports, newest first |
+//! | `POST /updates?notice_s=N` | stage an update: the body is a `.wpkg`, verified now, installed after the notice ([`crate::updates`]) |
+//! | `GET /updates`, `GET /updates/{id}` | pending updates, deferrals, the latest outcomes |
+//! | `DELETE /updates/{id}` | cancel a pending update |
 //! | `/sim/...` | the simulated board, when the board file has one ([`crate::sim_api`]) |
 //!
 //! Every error is a JSON `{"error": "..."}` with a 4xx status naming what was wrong; a 5xx
@@ -35,13 +38,14 @@ const MAX_REPORTS: usize = 256;
 
 /// Answers one request, on a device without a simulated board.
 pub fn route(sup: &Supervisor, req: &mut Request<'_>) -> Response {
-    route_with(sup, None, req)
+    route_with(sup, None, None, req)
 }
 
-/// Answers one request; `sim` serves `/sim/...`.
+/// Answers one request; `sim` serves `/sim/...`, `updates` `/updates/...`.
 pub fn route_with(
     sup: &Supervisor,
     sim: Option<&crate::sim_api::Simulated>,
+    updates: Option<&crate::updates::Updates>,
     req: &mut Request<'_>,
 ) -> Response {
     let path = req.path.trim_end_matches('/').to_owned();
@@ -53,6 +57,10 @@ pub fn route_with(
         ("POST", ["images"]) => sideload(sup, req),
         ("GET", ["reports"]) => reports(sup, req),
         (_, ["sim", rest @ ..]) => crate::sim_api::route(sup, sim, req, rest),
+        (_, ["updates", rest @ ..]) => match updates {
+            Some(updates) => updates.route(sup, req, rest),
+            None => Response::error(404, "this supervisor stages no updates"),
+        },
         (_, ["apps", id, rest @ ..]) => match id.parse::<Guid>() {
             Err(e) => Response::error(400, &e.to_string()),
             Ok(guid) => app_route(sup, req, &method, &guid.to_string(), rest),

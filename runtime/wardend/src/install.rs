@@ -12,7 +12,8 @@ use warden_ipc::CodeKind;
 use warden_policy::install::{Device, InstalledApp, ResolvedApp};
 use warden_policy::manifest::Manifest;
 use warden_policy::package::{
-    self, EntryFormat, Limits, PackageError, PackageHeader, PayloadEntry, PayloadRole, PayloadSink,
+    self, Discard, EntryFormat, Limits, PackageError, PackageHeader, PayloadEntry, PayloadRole,
+    PayloadSink, VerifiedPackage,
 };
 use warden_policy::rollback::{self, RollbackDecision, RollbackError};
 
@@ -200,6 +201,94 @@ pub fn read_meta(state: &StateDir, store: &str) -> Result<PackageHeader, Install
     })
 }
 
+/// A package that passed every check an install makes before it changes anything: signature
+/// and trust, every payload's digest, the rollback rule, and resolution on this device.
+#[derive(Debug)]
+pub struct Checked {
+    pub package: VerifiedPackage,
+    pub decision: RollbackDecision,
+    /// How its manifest resolves on this device; `None` when this very signed package is
+    /// installed already (an install of it changes nothing).
+    pub resolved: Option<ResolvedApp>,
+}
+
+/// Steps 1–3 of an install, which change nothing on the device: signature, trust, header and
+/// every payload's digest (the payloads go to `sink` as they are read), the rollback rule
+/// against `index`, then hardware resolution and ownership against the other installed apps.
+/// An install and a staged update (`crate::updates`) both verify through this.
+pub fn check<S: PayloadSink>(
+    state: &StateDir,
+    index: &Index,
+    device: &DeviceConfig,
+    reader: impl Read,
+    sink: &mut S,
+) -> Result<Checked, InstallError> {
+    // 1. Signature, trust, header, every payload's digest — streamed into `sink`.
+    let verified = package::verify(
+        reader,
+        &device.trust,
+        &device.verify_context(),
+        &Limits::default(),
+        sink,
+    )?;
+    let component = verified.header().component_id.to_string();
+
+    // 2. Rollback.
+    let decision = rollback::check(index.rollback.get(&component), &verified.rollback_record())?;
+    let store_name = hex::encode(verified.header_sha256());
+    if index
+        .apps
+        .get(&component)
+        .is_some_and(|app| app.store == store_name)
+    {
+        return Ok(Checked {
+            package: verified,
+            decision,
+            resolved: None,
+        });
+    }
+
+    // 3. Hardware resolution and ownership against the other installed apps.
+    let others = installed_apps(state, index, device, Some(&component))?;
+    let resolved = resolve(device, verified.manifest(), &others, &component)?;
+    if !matches!(
+        verified.header().entry_format,
+        EntryFormat::WasmComponent | EntryFormat::WasmModule
+    ) {
+        return Err(InstallError::Unsupported(
+            "real-time core firmware packages are installed by the real-time core manager, \
+             which this build does not have yet"
+                .into(),
+        ));
+    }
+    Ok(Checked {
+        package: verified,
+        decision,
+        resolved: Some(resolved),
+    })
+}
+
+/// Verifies a package as an install would, keeping none of it: for a package that installs
+/// later (a staged update), verified now so a bad one is refused at once.
+pub fn verify_only(
+    state: &StateDir,
+    index: &Index,
+    device: &DeviceConfig,
+    reader: impl Read,
+) -> Result<Checked, InstallError> {
+    check(state, index, device, reader, &mut Discard)
+}
+
+/// What accepting a version means, as [`Installed::decision`] says it.
+pub fn describe(decision: RollbackDecision) -> String {
+    match decision {
+        RollbackDecision::FirstInstall => "first install".into(),
+        RollbackDecision::Upgrade { from } => format!("upgrade from {from}"),
+        RollbackDecision::Reinstall => "reinstall".into(),
+        _ => "install".into(),
+    }
+}
+
 /// Installs one package from `reader`. `index` is the current index; on success it is updated
 /// and committed.
 pub fn install(
@@ -224,26 +313,23 @@ pub fn install(
         kept: false,
     };
 
-    // 1. Signature, trust, header, every payload's digest — streamed into staging.
-    let verified = package::verify(
+    // 1.–3. Verify into staging; rollback; resolution.
+    let Checked {
+        package: verified,
+        decision,
+        resolved,
+    } = check(
+        state,
+        index,
+        device,
         reader,
-        &device.trust,
-        &device.verify_context(),
-        &Limits::default(),
         &mut StagingSink { dir: &staging.dir },
     )?;
     let header = verified.header().clone();
     let component = header.component_id.to_string();
-
-    // 2. Rollback.
     let record = verified.rollback_record();
-    let decision = rollback::check(index.rollback.get(&component), &record)?;
     let store_name = hex::encode(verified.header_sha256());
-    if index
-        .apps
-        .get(&component)
-        .is_some_and(|app| app.store == store_name)
-    {
+    let Some(resolved) = resolved else {
         // This exact signed package is installed: its committed store directory must never be
         // touched (a crash while replacing it would leave the index naming nothing).
         return Ok(Installed {
@@ -253,25 +339,10 @@ pub fn install(
             decision: "reinstall (already installed, nothing changed)".into(),
             warnings: Vec::new(),
         });
-    }
-
-    // 3. Hardware resolution and ownership against the other installed apps.
-    let others = installed_apps(state, index, device, Some(&component))?;
-    let resolved = resolve(device, verified.manifest(), &others, &component)?;
-
-    // 4. Code for this device.
-    let code = match header.entry_format {
-        EntryFormat::WasmComponent | EntryFormat::WasmModule => {
-            Some(prepare_code(&staging.dir, &header, compiler)?)
-        }
-        EntryFormat::ElfArm32 => {
-            return Err(InstallError::Unsupported(
-                "real-time core firmware packages are installed by the real-time core manager, \
-                 which this build does not have yet"
-                    .into(),
-            ));
-        }
     };
+
+    // 4. Code for this device (`check` refused every other entry format).
+    let code = Some(prepare_code(&staging.dir, &header, compiler)?);
 
     // 5. Publish the store directory, then commit the index.
     let meta = serde_json::to_vec_pretty(&header).map_err(|e| StateError::Corrupt {
@@ -328,12 +399,7 @@ pub fn install(
         component_id: component,
         name: header.name,
         version: header.version,
-        decision: match decision {
-            RollbackDecision::FirstInstall => "first install".into(),
-            RollbackDecision::Upgrade { from } => format!("upgrade from {from}"),
-            RollbackDecision::Reinstall => "reinstall".into(),
-            _ => "install".into(),
-        },
+        decision: describe(decision),
         warnings: resolved
             .warnings
             .iter()

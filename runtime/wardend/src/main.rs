@@ -121,7 +121,7 @@ fn main() -> Result<()> {
         .map(|(board, power)| Simulated { board, power });
     let system = System {
         power: Arc::clone(&power),
-        updates: Arc::new(Updates::new()),
+        updates: Arc::new(Updates::open(&args.state)?),
     };
     let hwdefs = Arc::new(device.hwdefs.clone());
     let compiler = WorkerCompiler::new(compiler, cgroups.clone()).map_err(anyhow::Error::msg)?;
@@ -169,7 +169,10 @@ fn main() -> Result<()> {
         args.reports,
     )?;
     power.attach(Arc::new(supervisor.downgrade()));
-    system.updates.attach(supervisor.downgrade());
+    system
+        .updates
+        .attach(supervisor.downgrade())
+        .context("starting the update coordinator")?;
     eprintln!(
         "wardend: serving {} (state {}, board {}, apps' names resolved by {names}, their \
          https trusting {trust})",
@@ -178,13 +181,14 @@ fn main() -> Result<()> {
         supervisor.device().board.name
     );
     let served = supervisor.clone();
+    let updates = Arc::clone(&system.updates);
     std::thread::Builder::new()
         .name("control-api".into())
         .spawn(move || {
             wardend::http::serve(
                 listener,
                 Arc::new(move |req: &mut wardend::http::Request<'_>| {
-                    wardend::api::route_with(&served, sim.as_ref(), req)
+                    wardend::api::route_with(&served, sim.as_ref(), Some(&updates), req)
                 }),
             )
         })?;

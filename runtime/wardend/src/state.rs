@@ -14,6 +14,8 @@
 //!   storage/<id>.json   the quota that image is configured for
 //!   storage/<id>/       where it is mounted (a plain directory where mounting is impossible)
 //!   reports/<seq>.json  failure reports, bounded
+//!   updates/updates.json  staged updates, deferrals, recent outcomes (see `updates`)
+//!   updates/<id>.wpkg   a staged update's package
 //! ```
 //!
 //! **Atomicity**: an install writes everything under `staging/`, fsyncs it, renames it into

@@ -359,3 +359,42 @@ fn a_linux_tty_uart_works_through_the_broker_and_the_worker() {
     drop(pty.slave);
     d.kill();
 }
+
+/// A WASI sleep parks the worker's tokio runtime: on a condition variable (a private futex
+/// wait with a deadline) without the I/O driver, in `epoll_wait` with it. Each worker profile
+/// must allow its way of sleeping, or an app dies of SIGSYS at its first sleep.
+#[test]
+fn an_app_sleeps_under_every_worker_profile() {
+    require_root("the supervisor");
+    let f = fixture();
+    let d = Daemon::start(&f);
+    for (id, capabilities, profile) in [
+        ("5e1e0000-0000-4000-8000-000000000001", "{}", "worker "),
+        (
+            "5e1e0000-0000-4000-8000-000000000002",
+            r#"{"Gpio": ["$SAMPLE_LED"]}"#,
+            "worker_devices ",
+        ),
+        (
+            "5e1e0000-0000-4000-8000-000000000003",
+            r#"{"MutableStorage": {"SizeKB": 64}}"#,
+            "worker_storage ",
+        ),
+        (
+            "5e1e0000-0000-4000-8000-000000000004",
+            r#"{"AllowedConnections": ["127.0.0.1"]}"#,
+            "worker_network ",
+        ),
+    ] {
+        let began = std::time::Instant::now();
+        let lines = run(&d, &f, id, capabilities, &["sleep 300", "sleep 1"]);
+        assert_eq!(lines, ["sleep ok", "sleep ok"], "under {profile}");
+        assert!(began.elapsed() >= std::time::Duration::from_millis(300));
+        let logs = d.logs(id).join("\n");
+        assert!(
+            logs.contains(&format!("profile {profile}")),
+            "{profile} not in the log:\n{logs}"
+        );
+    }
+    d.kill();
+}

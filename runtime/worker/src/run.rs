@@ -292,6 +292,21 @@ impl Prepared {
         }
     }
 
+    /// Checks `component` against this worker's component linker as a run does before it
+    /// starts the app, without running it: compiled by this engine, every import satisfied
+    /// (`instantiate_pre`), the `wasi:cli/run` export the worker calls present. For
+    /// `tests/world.rs`, which holds the app world (`host-api/wit-app`) to what is linked here.
+    #[cfg(feature = "compile")]
+    #[doc(hidden)]
+    pub fn check_links(&self, component: &[u8]) -> wasmtime::Result<()> {
+        let Linkers::Component(components) = &self.linker else {
+            wasmtime::bail!("this worker was prepared for a core module, not a component");
+        };
+        let component = Component::from_binary(&self.engine, component)?;
+        wasmtime_wasi::p2::bindings::CommandPre::new(components.instantiate_pre(&component)?)?;
+        Ok(())
+    }
+
     /// Runs the app in `code` (see [`Prepared::run_measured`]).
     pub fn run(
         self,

@@ -94,6 +94,7 @@ pub(crate) const SYSCALLS: &[(&str, u32)] = &[
     ("pivot_root", 218),
     ("fcntl64", 221),
     ("tkill", 238),
+    ("futex", 240),
     ("exit_group", 248),
     ("lookup_dcookie", 249),
     ("epoll_ctl", 251),

@@ -974,6 +974,7 @@ mod tests {
         ("restart_syscall", libc::SYS_restart_syscall),
         ("clock_gettime", libc::SYS_clock_gettime),
         ("clock_nanosleep", libc::SYS_clock_nanosleep),
+        ("futex", libc::SYS_futex),
         ("exit_group", libc::SYS_exit_group),
         ("openat", libc::SYS_openat),
         ("mkdirat", libc::SYS_mkdirat),
