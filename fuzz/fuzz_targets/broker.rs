@@ -218,7 +218,8 @@ fuzz_target!(|data: &[u8]| {
             ResourceRequest::Power { .. }
             | ResourceRequest::Events
             | ResourceRequest::DeferUpdate { .. }
-            | ResourceRequest::ResumeUpdate { .. } => {
+            | ResourceRequest::ResumeUpdate { .. }
+            | ResourceRequest::Intercore { .. } => {
                 assert!(matches!(result, Err(Denial::NotGranted(_))), "{result:?}");
             }
             _ => unreachable!("peripherals are handled above"),

@@ -123,6 +123,11 @@ pub enum ResourceRequest {
     ResumeUpdate {
         update: UpdateKind,
     },
+    /// A message channel to the real-time app `component_id` (both manifests list each other
+    /// in `AllowedApplicationConnections`); answered [`Access::Channel`] with one descriptor.
+    Intercore {
+        component_id: String,
+    },
 }
 
 /// Longest power-down an app may ask for (`max_residency_s`): one year.
@@ -241,7 +246,8 @@ impl ResourceRequest {
             | ResourceRequest::Power { .. }
             | ResourceRequest::Events
             | ResourceRequest::DeferUpdate { .. }
-            | ResourceRequest::ResumeUpdate { .. } => None,
+            | ResourceRequest::ResumeUpdate { .. }
+            | ResourceRequest::Intercore { .. } => None,
         }
     }
 
@@ -280,6 +286,9 @@ impl ResourceRequest {
             ResourceRequest::ResumeUpdate { update } => {
                 format!("resumption of {update:?} updates")
             }
+            ResourceRequest::Intercore { component_id } => {
+                format!("channel to `{component_id}`")
+            }
             peripheral => format!("`{}`", peripheral.peripheral().unwrap_or_default()),
         }
     }
@@ -309,6 +318,7 @@ impl ResourceRequest {
             ResourceRequest::DeferUpdate { .. } | ResourceRequest::ResumeUpdate { .. } => {
                 "SoftwareUpdateDeferral"
             }
+            ResourceRequest::Intercore { .. } => "AllowedApplicationConnections",
         }
     }
 }
@@ -371,6 +381,7 @@ impl BrokerRequest {
                 }
                 Ok(())
             }
+            ResourceRequest::Intercore { component_id } => validate_component_id(component_id),
             ResourceRequest::Power { .. }
             | ResourceRequest::Events
             | ResourceRequest::ResumeUpdate { .. } => Ok(()),
@@ -399,6 +410,24 @@ fn validate_name(name: &str) -> Result<(), Denial> {
         )));
     }
     Ok(())
+}
+
+/// A component id is a GUID, `8-4-4-4-12` hex digits (either case).
+fn validate_component_id(id: &str) -> Result<(), Denial> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let shaped = groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if shaped {
+        Ok(())
+    } else {
+        Err(Denial::InvalidArgument(format!(
+            "{:?} is not a component id (a GUID such as 005180bc-402f-4cb3-a662-72937dbcde47)",
+            id.chars().take(64).collect::<String>()
+        )))
+    }
 }
 
 fn validate_host(host: &str) -> Result<(), Denial> {
@@ -504,6 +533,11 @@ pub enum Access {
     Events,
     /// No descriptor: the deferral granted, in minutes from now (at most what was asked).
     Deferred { minutes: u32 },
+    /// One descriptor carrying one message per `read` and per `write`, each at most
+    /// `max_message` bytes: a Linux rpmsg endpoint, or one end of a `SOCK_SEQPACKET` pair
+    /// whose other end is the supervisor's bridge to an emulated core
+    /// (docs/formats/intercore.md).
+    Channel { max_message: u32 },
 }
 
 /// What the worker needs to know about a simulated resource.
@@ -537,7 +571,7 @@ impl Access {
             Access::Addresses { .. } => 0,
             Access::Socket { .. } => 1,
             Access::Accepted | Access::Deferred { .. } => 0,
-            Access::Events => 1,
+            Access::Events | Access::Channel { .. } => 1,
         }
     }
 }
@@ -618,6 +652,31 @@ mod tests {
             Err(Denial::InvalidArgument(m)) if m.contains("'/'")
         ));
         assert!(gpio("LED\0").validate().is_err());
+    }
+
+    #[test]
+    fn a_channel_names_its_peer_by_a_component_id() {
+        let open = |id: &str| BrokerRequest {
+            seq: 1,
+            open: ResourceRequest::Intercore {
+                component_id: id.into(),
+            },
+        };
+        assert!(open("005180bc-402f-4cb3-a662-72937dbcde47").validate().is_ok());
+        assert!(open("005180BC-402F-4CB3-A662-72937DBCDE47").validate().is_ok());
+        for bad in [
+            "",
+            "rt-app",
+            "005180bc402f4cb3a66272937dbcde47",
+            "005180bc-402f-4cb3-a662-72937dbcde4",
+            "005180bc-402f-4cb3-a662-72937dbcde4g",
+            "005180bc-402f-4cb3-a662-72937dbcde47-",
+        ] {
+            assert!(
+                matches!(open(bad).validate(), Err(Denial::InvalidArgument(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

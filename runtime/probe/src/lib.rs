@@ -362,6 +362,27 @@ pub fn attempt(name: &str, ctx: &Context) -> Outcome {
         }
         "storage_roundtrip" => storage_roundtrip(ctx),
         "worker_syscalls" => worker_syscalls(ctx),
+        // Every futex operation but the two a sleep needs: a shared (not private) wait, and a
+        // requeue (the operation behind CVE-2014-3153).
+        "futex_shared_wait" => {
+            let word = std::sync::atomic::AtomicU32::new(1);
+            outcome(
+                raw::futex(&word, libc::FUTEX_WAIT_BITSET, 0, Some(1_000_000)),
+                "futex(FUTEX_WAIT_BITSET) shared",
+            )
+        }
+        "futex_requeue" => {
+            let word = std::sync::atomic::AtomicU32::new(0);
+            outcome(
+                raw::futex(
+                    &word,
+                    libc::FUTEX_CMP_REQUEUE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                    None,
+                ),
+                "futex(FUTEX_CMP_REQUEUE_PRIVATE)",
+            )
+        }
         other => Outcome::Failed {
             errno: "probe error".into(),
             detail: format!("unknown attempt {other}"),
@@ -449,6 +470,10 @@ fn storage_roundtrip(ctx: &Context) -> Outcome {
     run().unwrap_or_else(|failed| failed)
 }
 
+/// The futex operations a worker may make (`FUTEX_PRIVATE_FLAG` = 128).
+const FUTEX_WAIT_BITSET_PRIVATE: i32 = libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG;
+const FUTEX_WAKE_PRIVATE: i32 = libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG;
+
 fn worker_syscalls(ctx: &Context) -> Outcome {
     let Some(out) = ctx.passed else {
         return missing("a descriptor to write to");
@@ -465,11 +490,18 @@ fn worker_syscalls(ctx: &Context) -> Outcome {
         step(raw::munmap(addr, LEN), "munmap")?;
         step(raw::setitimer(3600), "setitimer")?;
         step(raw::setitimer(0), "setitimer (cancel)")?;
-        step(raw::sleep_nanos(1_000_000), "clock_nanosleep")?;
+        // A sleep as the runtime sleeps: a private futex wait with a deadline nobody wakes,
+        // then a private wake.
+        let word = std::sync::atomic::AtomicU32::new(0);
+        match raw::futex(&word, FUTEX_WAIT_BITSET_PRIVATE, 0, Some(1_000_000)) {
+            Err(libc::ETIMEDOUT) => {}
+            other => return Err(outcome(other, "futex wait with a deadline")),
+        }
+        step(raw::futex(&word, FUTEX_WAKE_PRIVATE, 1, None), "futex wake")?;
         let now = step(raw::monotonic_seconds(), "clock_gettime")?;
         let line = format!(
-            "worker syscalls ok: mmap/mprotect/munmap, setitimer, clock_nanosleep, clock_gettime \
-             ({now} s)\n"
+            "worker syscalls ok: mmap/mprotect/munmap, setitimer, futex wait and wake, \
+             clock_gettime ({now} s)\n"
         );
         step(raw::write(out, line.as_bytes()), "write to the passed fd")?;
         Ok(Outcome::Succeeded { detail: line })

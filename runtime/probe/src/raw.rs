@@ -329,23 +329,44 @@ pub(crate) fn munmap(addr: i64, len: usize) -> SysResult {
     check(unsafe { libc::syscall(libc::SYS_munmap, addr, len) })
 }
 
-/// `clock_nanosleep(CLOCK_MONOTONIC, 0, nanoseconds)`.
-pub(crate) fn sleep_nanos(nanos: i64) -> SysResult {
-    let request = libc::timespec {
+/// `futex(word, op, value, timeout)` on a word of this probe's own, with a relative
+/// `timeout` in nanoseconds (for a wait) or none. `Err(ETIMEDOUT)` is how a wait that nobody
+/// woke ends.
+pub(crate) fn futex(
+    word: &std::sync::atomic::AtomicU32,
+    op: i32,
+    value: u32,
+    nanos: Option<i64>,
+) -> SysResult {
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+    let mut deadline = libc::timespec {
         tv_sec: 0,
-        tv_nsec: nanos,
+        tv_nsec: 0,
     };
-    // SAFETY: a valid timespec, null remainder.
-    let ret = unsafe {
+    if let Some(nanos) = nanos {
+        // SAFETY: writes the current time into a valid timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut deadline) };
+        deadline.tv_nsec += nanos;
+        deadline.tv_sec += deadline.tv_nsec / 1_000_000_000;
+        deadline.tv_nsec %= 1_000_000_000;
+    }
+    let timeout = match nanos {
+        Some(_) => &deadline as *const libc::timespec,
+        None => std::ptr::null(),
+    };
+    // SAFETY: the word is a live AtomicU32 of the caller's; the timeout a valid timespec or
+    // null; the bitset matches every waiter.
+    check(unsafe {
         libc::syscall(
-            libc::SYS_clock_nanosleep,
-            libc::CLOCK_MONOTONIC,
-            0,
-            &request as *const libc::timespec,
-            std::ptr::null_mut::<libc::timespec>(),
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            value,
+            timeout,
+            std::ptr::null::<u32>(),
+            !0u32,
         )
-    };
-    check(ret)
+    })
 }
 
 /// `clock_gettime(CLOCK_MONOTONIC)` as the raw syscall (not the vDSO); returns seconds.

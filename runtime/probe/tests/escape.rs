@@ -123,6 +123,9 @@ probe!(perf_event_open: "perf_event_open", Confined, WorkerStorage => SigSys; "s
 probe!(userfaultfd: "userfaultfd", Confined, WorkerStorage => SigSys; "seccomp");
 probe!(setuid_root: "setuid_root", Confined, WorkerStorage => SigSys; "seccomp");
 probe!(chmod_outside_storage: "chmod_outside_storage", Confined, WorkerStorage => SigSys; "seccomp");
+// A sleep needs a private futex wait and wake, nothing else of futex.
+probe!(futex_shared_wait: "futex_shared_wait", Confined, Worker => SigSys; "seccomp");
+probe!(futex_requeue: "futex_requeue", Confined, Worker => SigSys; "seccomp");
 // The worker profile has no file calls at all.
 probe!(open_etc_passwd_under_worker_profile: "open_etc_passwd", Confined, Worker => SigSys; "seccomp");
 

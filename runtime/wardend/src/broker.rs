@@ -69,7 +69,8 @@ fn peripheral_of(request: &ResourceRequest) -> Option<(PeripheralType, &str)> {
         | ResourceRequest::Power { .. }
         | ResourceRequest::Events
         | ResourceRequest::DeferUpdate { .. }
-        | ResourceRequest::ResumeUpdate { .. } => return None,
+        | ResourceRequest::ResumeUpdate { .. }
+        | ResourceRequest::Intercore { .. } => return None,
     };
     Some((kind, request.peripheral()?))
 }
@@ -169,6 +170,11 @@ impl<'a> Broker<'a> {
             )));
         };
         let (access, fds) = match request {
+            ResourceRequest::Intercore { .. } => {
+                return Err(Denial::NotGranted(
+                    "intercore is not available on this device yet".into(),
+                ));
+            }
             ResourceRequest::Power { action } => {
                 crate::power::answer(self.app, grant, system.power.as_ref(), *action)?
             }
