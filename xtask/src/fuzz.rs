@@ -19,6 +19,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "broker",
     "sim_request",
     "firmware",
+    "intercore",
 ];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {

@@ -9,6 +9,8 @@
 //! - `cargo xtask bench [package|runtime|devices|network]` — measure and write `docs/benchmarks.md`.
 //! - `cargo xtask cross` — build `wardend` and the Pulley worker for armv7 and run precompiled
 //!   samples with it under qemu-arm (also part of `test`).
+//! - `cargo xtask firmware` — build the real-time firmware samples (`sample-apps/rt-echo-*`)
+//!   into `target/firmware/` (`src/firmware.rs`).
 //! - `cargo xtask wit [--out DIR]` — write the app world's complete WIT tree (default
 //!   `target/wit/`) for guest SDK generators (`src/wit.rs`, also the library `warden_wit`).
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ mod bench_runtime;
 mod cross;
 mod demo;
 mod device;
+mod firmware;
 mod fuzz;
 mod guests;
 mod setup;
@@ -40,6 +43,12 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("cross") => cross::run(&root, &args[1..]),
         Some("wit") => warden_wit::run(&root, &args[1..]),
+        Some("firmware") => {
+            setup::ensure_firmware_tools(&root)?;
+            let (c, rust) = firmware::build_firmware(&root)?;
+            println!("{}\n{}", c.display(), rust.display());
+            Ok(())
+        }
         Some("bench") => {
             setup::ensure_tools(&root)?;
             match args.get(1).map(String::as_str) {
@@ -60,7 +69,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  firmware             build the real-time firmware samples into target/firmware"
             );
             bail!("no command given")
         }
@@ -90,6 +99,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     )?;
     // The guest components the device tests run (built before the tests that use them).
     let guests = guests::build_guests(root)?;
+    // The real-time firmware samples `wardend`'s rt_firmware test boots under qemu-system-arm.
+    let (rt_echo_c, rt_echo_rust) = firmware::build_firmware(root)?;
     step(
         "device-probe's own unit tests",
         cargo(root).args([
@@ -106,6 +117,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         cargo(root)
             .env("WARDEN_DEVICE_PROBE", &guests.device_probe)
             .env("WARDEN_NET_PROBE", &guests.net_probe)
+            .env("WARDEN_RT_ECHO_C", &rt_echo_c)
+            .env("WARDEN_RT_ECHO_RUST", &rt_echo_rust)
             .args(["test", "--workspace", "--locked"]),
     )?;
     // The end-to-end tests once more with the worker devices run apps in: built without the

@@ -14,6 +14,7 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 pub(crate) fn ensure_tools(root: &Path) -> Result<()> {
     ensure_rust_targets(root)?;
+    ensure_firmware_tools(root)?;
     ensure_cargo_fuzz()?;
     ensure_commands(&[
         ("openssl", "openssl"),
@@ -48,12 +49,57 @@ pub(crate) fn ensure_rust_targets(root: &Path) -> Result<()> {
             .status()?;
         if !status.success() {
             bail!(
-                "`rustup target add {target}` failed; see docs/guides/toolchains.md for the \
-                 Debian rustc-web -Zbuild-std fallback"
+                "`rustup target add {target}` failed. Without rustup's target the guests need \
+                 Debian's rustc-web + rust-web-src, wasi-libc, lld-19 and -Zbuild-std (the \
+                 firmware build falls back to that by itself; the wasm guests do not yet)"
             );
         }
     }
     Ok(())
+}
+
+/// What the real-time firmware samples need (`firmware.rs`): the bare-metal Arm GCC with
+/// newlib (the C sample), qemu-system-arm (their tests boot them on `mps2-an386`), and the
+/// `thumbv7em-none-eabihf` Rust target, or where rustup cannot add it, Debian's rustc-web with
+/// its library sources for `-Zbuild-std=core` and lld to link (the team's toolchain notes, §7).
+pub(crate) fn ensure_firmware_tools(root: &Path) -> Result<()> {
+    ensure_commands(&[
+        ("arm-none-eabi-gcc", "gcc-arm-none-eabi"),
+        ("qemu-system-arm", "qemu-system-arm"),
+    ])?;
+    ensure_files(&[(
+        "/usr/lib/arm-none-eabi/newlib/thumb/v7e-m+fp/hard/libc_nano.a",
+        "libnewlib-arm-none-eabi",
+    )])?;
+    let target = crate::firmware::RUST_TARGET;
+    let installed = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        });
+    if installed {
+        return Ok(());
+    }
+    println!("==> adding Rust target {target}");
+    let added = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", target])
+        .status()
+        .is_ok_and(|s| s.success());
+    if added {
+        return Ok(());
+    }
+    println!("==> rustup could not add {target}: falling back to Debian rustc-web -Zbuild-std");
+    ensure_files(&[
+        ("/usr/bin/cargo", "cargo-web"),
+        ("/usr/bin/rustc", "rustc-web"),
+        ("/usr/lib/rustlib/src/rust/library", "rust-web-src"),
+        ("/usr/bin/ld.lld-19", "lld-19"),
+    ])
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {

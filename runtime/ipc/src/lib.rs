@@ -28,6 +28,7 @@
 
 pub mod broker;
 mod channel;
+pub mod intercore;
 mod messages;
 pub mod sim;
 
