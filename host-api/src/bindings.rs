@@ -18,6 +18,6 @@ wasmtime::component::bindgen!({
         "warden:device/uart.port": crate::uart::Port,
         "warden:device/adc.controller": crate::adc::Controller,
         "warden:device/pwm.controller": crate::pwm::Controller,
-        "warden:device/intercore.channel": crate::unavailable::Channel,
+        "warden:device/intercore.channel": crate::intercore::Channel,
     },
 });

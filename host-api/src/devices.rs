@@ -174,6 +174,38 @@ impl Devices {
         self.opener.open(request).map_err(error::from_denial)
     }
 
+    /// Opens something that is not a peripheral under `name` (a channel to another app): `busy`
+    /// if `name` is open already; else asks the broker for `request` and holds what `make`
+    /// builds from the grant under that name.
+    pub(crate) fn acquire_named<R: Held>(
+        &mut self,
+        name: String,
+        request: ResourceRequest,
+        make: impl FnOnce(Claim, Granted) -> Result<R, Error>,
+    ) -> Result<Resource<R>, Error> {
+        if self.open.contains(&name) {
+            return Err(Error::Busy(format!("{name} is already open in this app")));
+        }
+        let (grant, fds) = self.ask(request)?;
+        let granted = Granted {
+            label: name.clone(),
+            access: grant.access,
+            fds,
+        };
+        let resource = make(
+            Claim {
+                names: vec![name.clone()],
+            },
+            granted,
+        )?;
+        let handle = self
+            .table
+            .push(resource)
+            .map_err(|e| io(format!("{name}: cannot hold it open: {e}")))?;
+        self.open.insert(name);
+        Ok(handle)
+    }
+
     /// The open resource behind `handle`.
     pub(crate) fn held<R: Held>(&mut self, handle: &Resource<R>) -> Result<&mut R, Error> {
         self.table

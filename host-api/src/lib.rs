@@ -15,7 +15,7 @@
 //! server sockets through the same broker, over the descriptors it passes.
 //!
 //! One module per WIT interface (`gpio`, `i2c`, `spi`, `uart`, `adc`, `pwm`, `log`, `power`,
-//! `sysevent`; `intercore`, not built yet, in `unavailable`); each resource speaks either the simulated board's
+//! `sysevent`, `intercore`); each resource speaks either the simulated board's
 //! protocol over its descriptor (`sim`) or the Linux device interface (`linux`). Every `unsafe`
 //! block of the crate is in `linux/sys.rs`.
 #![deny(unsafe_code)]
@@ -27,6 +27,7 @@ mod error;
 mod gpio;
 pub mod http;
 mod i2c;
+mod intercore;
 mod linux;
 mod log;
 pub mod net;
@@ -37,7 +38,6 @@ mod sim;
 mod spi;
 mod sysevent;
 mod uart;
-mod unavailable;
 
 pub use devices::{Devices, add_to_linker};
 pub use opener::{BrokerClient, NoBroker, Opener, SharedOpener};

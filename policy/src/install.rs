@@ -8,6 +8,9 @@
 //! back, real-time-only resources asked for by a high-level app, capabilities the board cannot
 //! back (a warning or an error by the board's policy, never silence), storage above the board's
 //! maximum, resources another app owns, and inter-app connections listed on one side only.
+//!
+//! [`assign_core`] then picks the real-time core a real-time app runs on: one app per core,
+//! the core its peripherals are wired to, an update's own core, or the first free one.
 
 use std::fmt;
 
@@ -347,6 +350,142 @@ pub fn resolve(
             .unwrap_or(board.defaults.watchdog_ms),
         storage_kb,
         warnings: report.problems,
+    })
+}
+
+/// A real-time core and the real-time app installed on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreHolder {
+    /// The core's name (`RealTimeCores[].Name`).
+    pub core: String,
+    pub app: ComponentId,
+    /// The app's name, for messages.
+    pub name: String,
+}
+
+/// Why a real-time app gets no core.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreAssignmentError {
+    #[error("board `{board}` has no real-time core to run a RealTimeCapable app")]
+    NoCores { board: String },
+    #[error(
+        "the app claims peripherals wired to different real-time cores ({pins}); a real-time \
+         app runs on one core"
+    )]
+    SplitPins { pins: String },
+    #[error(
+        "`{peripheral}` is wired to real-time core `{core}`, which board `{board}` does not list"
+    )]
+    UnknownCore {
+        peripheral: String,
+        core: String,
+        board: String,
+    },
+    #[error(
+        "`{peripheral}` is wired to real-time core `{core}` only, and `{core}` runs real-time app \
+         `{holder}` ({holder_id}); a core runs one real-time app"
+    )]
+    Taken {
+        peripheral: String,
+        core: String,
+        holder: String,
+        holder_id: ComponentId,
+    },
+    #[error("every real-time core is taken: {holders}; a core runs one real-time app")]
+    AllTaken { holders: String },
+}
+
+/// Picks the real-time core `app` runs on. A real-time app runs on one core and a core runs
+/// one real-time app (`holders`: the cores installed apps hold; an entry for `app` itself is
+/// its current core). In order:
+///
+/// 1. peripherals wired to one core only (`RealTimeCoreOnly` with a `Core`) put the app on that
+///    core, refused if another app holds it (or if they name two cores);
+/// 2. an installed app being updated keeps its core;
+/// 3. otherwise the first core in board order that no other app holds;
+///
+/// and refused, naming every core and its holder, when none is free.
+pub fn assign_core(
+    board: &Board,
+    app: &ResolvedApp,
+    holders: &[CoreHolder],
+) -> Result<String, CoreAssignmentError> {
+    if board.real_time_cores.is_empty() {
+        return Err(CoreAssignmentError::NoCores {
+            board: board.name.clone(),
+        });
+    }
+    let held_by_other = |core: &str| {
+        holders
+            .iter()
+            .find(|h| h.core == core && h.app != app.component_id)
+    };
+    let mut pins: Vec<(&str, &str)> = Vec::new();
+    for grant in &app.grants {
+        if let Backend::RealTimeCoreOnly { core: Some(core) } = &grant.resource.backend
+            && !pins.iter().any(|(c, _)| c == core)
+        {
+            pins.push((core, &grant.chip_peripheral));
+        }
+    }
+    match pins.as_slice() {
+        [] => {}
+        [(core, peripheral)] => {
+            if !board.real_time_cores.iter().any(|c| c.name == *core) {
+                return Err(CoreAssignmentError::UnknownCore {
+                    peripheral: (*peripheral).to_owned(),
+                    core: (*core).to_owned(),
+                    board: board.name.clone(),
+                });
+            }
+            return match held_by_other(core) {
+                Some(holder) => Err(CoreAssignmentError::Taken {
+                    peripheral: (*peripheral).to_owned(),
+                    core: (*core).to_owned(),
+                    holder: holder.name.clone(),
+                    holder_id: holder.app,
+                }),
+                None => Ok((*core).to_owned()),
+            };
+        }
+        several => {
+            return Err(CoreAssignmentError::SplitPins {
+                pins: several
+                    .iter()
+                    .map(|(core, peripheral)| format!("`{peripheral}` on `{core}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let current = holders
+        .iter()
+        .find(|h| h.app == app.component_id)
+        .map(|h| h.core.as_str());
+    if let Some(core) = current
+        && board.real_time_cores.iter().any(|c| c.name == core)
+        && held_by_other(core).is_none()
+    {
+        return Ok(core.to_owned());
+    }
+    if let Some(free) = board
+        .real_time_cores
+        .iter()
+        .find(|c| held_by_other(&c.name).is_none())
+    {
+        return Ok(free.name.clone());
+    }
+    Err(CoreAssignmentError::AllTaken {
+        holders: board
+            .real_time_cores
+            .iter()
+            .filter_map(|c| {
+                held_by_other(&c.name)
+                    .map(|h| format!("`{}` by app `{}` ({})", c.name, h.name, h.app))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 

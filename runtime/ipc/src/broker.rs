@@ -662,8 +662,16 @@ mod tests {
                 component_id: id.into(),
             },
         };
-        assert!(open("005180bc-402f-4cb3-a662-72937dbcde47").validate().is_ok());
-        assert!(open("005180BC-402F-4CB3-A662-72937DBCDE47").validate().is_ok());
+        assert!(
+            open("005180bc-402f-4cb3-a662-72937dbcde47")
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            open("005180BC-402F-4CB3-A662-72937DBCDE47")
+                .validate()
+                .is_ok()
+        );
         for bad in [
             "",
             "rt-app",

@@ -490,8 +490,9 @@ fn worker_syscalls(ctx: &Context) -> Outcome {
         step(raw::munmap(addr, LEN), "munmap")?;
         step(raw::setitimer(3600), "setitimer")?;
         step(raw::setitimer(0), "setitimer (cancel)")?;
-        // A sleep as the runtime sleeps: a private futex wait with a deadline nobody wakes,
-        // then a private wake.
+        // A preview-1 module's sleep (clock_nanosleep), then a component's as the runtime
+        // sleeps: a private futex wait with a deadline nobody wakes, then a private wake.
+        step(raw::sleep_nanos(1_000_000), "clock_nanosleep")?;
         let word = std::sync::atomic::AtomicU32::new(0);
         match raw::futex(&word, FUTEX_WAIT_BITSET_PRIVATE, 0, Some(1_000_000)) {
             Err(libc::ETIMEDOUT) => {}
@@ -500,7 +501,8 @@ fn worker_syscalls(ctx: &Context) -> Outcome {
         step(raw::futex(&word, FUTEX_WAKE_PRIVATE, 1, None), "futex wake")?;
         let now = step(raw::monotonic_seconds(), "clock_gettime")?;
         let line = format!(
-            "worker syscalls ok: mmap/mprotect/munmap, setitimer, futex wait and wake, \
+            "worker syscalls ok: mmap/mprotect/munmap, setitimer, clock_nanosleep, futex wait and \
+             wake, \
              clock_gettime ({now} s)\n"
         );
         step(raw::write(out, line.as_bytes()), "write to the passed fd")?;

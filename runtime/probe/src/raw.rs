@@ -329,6 +329,25 @@ pub(crate) fn munmap(addr: i64, len: usize) -> SysResult {
     check(unsafe { libc::syscall(libc::SYS_munmap, addr, len) })
 }
 
+/// `clock_nanosleep(CLOCK_MONOTONIC, 0, nanoseconds)`.
+pub(crate) fn sleep_nanos(nanos: i64) -> SysResult {
+    let request = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: nanos,
+    };
+    // SAFETY: a valid timespec, null remainder.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &request as *const libc::timespec,
+            std::ptr::null_mut::<libc::timespec>(),
+        )
+    };
+    check(ret)
+}
+
 /// `futex(word, op, value, timeout)` on a word of this probe's own, with a relative
 /// `timeout` in nanoseconds (for a wait) or none. `Err(ETIMEDOUT)` is how a wait that nobody
 /// woke ends.

@@ -639,6 +639,7 @@ mod tests {
     const ARMV7_ONLY: &[&str] = &[
         "sigreturn",
         "clock_gettime64",
+        "clock_nanosleep_time64",
         "utimensat_time64",
         "recv",
         "send",
@@ -870,13 +871,16 @@ mod tests {
     }
 
     #[test]
-    fn a_release_app_worker_allows_at_most_16_syscalls() {
-        // The target for the steady-state allow-list of an app worker without storage.
+    fn a_release_app_worker_allows_at_most_17_syscalls() {
+        // The runtime issue's target for the steady-state allow-list of an app worker without
+        // storage was 16; the 17th is `futex`: since tokio 1.54 a component's sleep parks on a
+        // condition variable, while a preview-1 module's lone clock poll still sleeps with
+        // `clock_nanosleep` (docs/sandbox.md).
         // armv7 needs its time64 and sigreturn twins on top (docs/sandbox.md).
         for (arch, file, _) in each_file().filter(|(arch, ..)| *arch != "armv7") {
             let release = file.syscalls_for_build("worker", false).unwrap();
             assert!(
-                release.len() <= 16,
+                release.len() <= 17,
                 "{arch}: {} in {release:?}",
                 release.len()
             );

@@ -170,10 +170,15 @@ impl<'a> Broker<'a> {
             )));
         };
         let (access, fds) = match request {
-            ResourceRequest::Intercore { .. } => {
-                return Err(Denial::NotGranted(
-                    "intercore is not available on this device yet".into(),
-                ));
+            ResourceRequest::Intercore { component_id } => {
+                let peer = component_id.to_ascii_lowercase();
+                if !grant.connections.contains(&peer) {
+                    return Err(Denial::NotGranted(format!(
+                        "this app's manifest does not list `{peer}` in \
+                         AllowedApplicationConnections"
+                    )));
+                }
+                system.channels.open(self.app, &peer)?
             }
             ResourceRequest::Power { action } => {
                 crate::power::answer(self.app, grant, system.power.as_ref(), *action)?

@@ -2,13 +2,19 @@
 //! ownership → code for this device (precompiled in a confined worker, or the signed artefact
 //! for this target) → atomic commit. The supervisor never parses WebAssembly: it hashes bytes
 //! and hands them to a confined compiler.
+//!
+//! A real-time app (`kind: rtcore`) takes the same path with two differences after resolution:
+//! it is assigned a real-time core ([`warden_policy::install::assign_core`]), and its ELF is
+//! checked against that core's memory ([`warden_policy::firmware::check`]); nothing is
+//! compiled, and the index records the core and the ELF's digest instead of code.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 
 use cap_std::fs::{Dir, OpenOptions};
 use sha2::{Digest, Sha256};
 use warden_ipc::CodeKind;
+use warden_policy::firmware::{self, FirmwareError, MAX_FIRMWARE_BYTES};
 use warden_policy::install::{Device, InstalledApp, ResolvedApp};
 use warden_policy::manifest::Manifest;
 use warden_policy::package::{
@@ -19,7 +25,7 @@ use warden_policy::rollback::{self, RollbackDecision, RollbackError};
 
 use crate::device::DeviceConfig;
 use crate::error::StateError;
-use crate::index::{CodeEntry, Index, InstalledEntry};
+use crate::index::{CodeEntry, FirmwareEntry, Index, InstalledEntry};
 use crate::state::{self, STAGING, STORE, StateDir};
 
 /// Name of the precompiled code inside a store directory.
@@ -54,6 +60,12 @@ pub enum InstallError {
     Code(String),
     #[error("{0}")]
     Unsupported(String),
+    /// No real-time core for a real-time app (every message names the cores and holders).
+    #[error("no real-time core: {0}")]
+    Core(String),
+    /// The firmware does not fit the core it was assigned.
+    #[error("firmware refused for real-time core `{core}`: {reason}")]
+    Firmware { core: String, reason: String },
     #[error("{0}")]
     State(#[from] StateError),
 }
@@ -90,6 +102,57 @@ impl PayloadSink for StagingSink<'_> {
 
     fn finish(&mut self, _: &PayloadEntry, writer: cap_std::fs::File) -> std::io::Result<()> {
         writer.sync_all()
+    }
+}
+
+/// Passes every payload on to `inner`, keeping a copy of the entry payload's bytes while they
+/// look like real-time firmware (an ELF of at most [`MAX_FIRMWARE_BYTES`]), for the firmware
+/// check. A WebAssembly entry is dropped from memory after its first chunk.
+struct KeepFirmware<'a, S> {
+    inner: &'a mut S,
+    /// The entry's bytes, once complete and matching their signed digest.
+    entry: Option<Vec<u8>>,
+}
+
+struct KeepWriter<W> {
+    inner: W,
+    kept: Option<Vec<u8>>,
+}
+
+impl<W: Write> Write for KeepWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(kept) = &mut self.kept {
+            kept.extend_from_slice(buf.get(..n).unwrap_or_default());
+            let not_elf = kept.get(..4).is_some_and(|magic| magic != b"\x7fELF");
+            if not_elf || kept.len() as u64 > MAX_FIRMWARE_BYTES {
+                self.kept = None;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<S: PayloadSink> PayloadSink for KeepFirmware<'_, S> {
+    type Writer = KeepWriter<S::Writer>;
+
+    fn open(&mut self, entry: &PayloadEntry) -> std::io::Result<Self::Writer> {
+        let keep = entry.role == PayloadRole::Entry && entry.size <= MAX_FIRMWARE_BYTES;
+        Ok(KeepWriter {
+            inner: self.inner.open(entry)?,
+            kept: keep.then(Vec::new),
+        })
+    }
+
+    fn finish(&mut self, entry: &PayloadEntry, writer: Self::Writer) -> std::io::Result<()> {
+        if entry.role == PayloadRole::Entry {
+            self.entry = writer.kept;
+        }
+        self.inner.finish(entry, writer.inner)
     }
 }
 
@@ -210,11 +273,14 @@ pub struct Checked {
     /// How its manifest resolves on this device; `None` when this very signed package is
     /// installed already (an install of it changes nothing).
     pub resolved: Option<ResolvedApp>,
+    /// For a real-time app: the core it was assigned and its checked firmware.
+    pub firmware: Option<FirmwareEntry>,
 }
 
 /// Steps 1–3 of an install, which change nothing on the device: signature, trust, header and
 /// every payload's digest (the payloads go to `sink` as they are read), the rollback rule
-/// against `index`, then hardware resolution and ownership against the other installed apps.
+/// against `index`, then hardware resolution and ownership against the other installed apps;
+/// for a real-time app also its core and the firmware check against that core's memory.
 /// An install and a staged update (`crate::updates`) both verify through this.
 pub fn check<S: PayloadSink>(
     state: &StateDir,
@@ -223,13 +289,18 @@ pub fn check<S: PayloadSink>(
     reader: impl Read,
     sink: &mut S,
 ) -> Result<Checked, InstallError> {
-    // 1. Signature, trust, header, every payload's digest — streamed into `sink`.
+    // 1. Signature (by a key whose role may sign this kind: `app` or `rtcore`), trust, header,
+    //    every payload's digest — streamed into `sink`.
+    let mut keep = KeepFirmware {
+        inner: sink,
+        entry: None,
+    };
     let verified = package::verify(
         reader,
         &device.trust,
         &device.verify_context(),
         &Limits::default(),
-        sink,
+        &mut keep,
     )?;
     let component = verified.header().component_id.to_string();
 
@@ -245,26 +316,70 @@ pub fn check<S: PayloadSink>(
             package: verified,
             decision,
             resolved: None,
+            firmware: None,
         });
     }
 
-    // 3. Hardware resolution and ownership against the other installed apps.
+    // 3. Hardware resolution and ownership against the other installed apps (real-time apps
+    //    included: a pin is owned once, whichever core its app runs on).
     let others = installed_apps(state, index, device, Some(&component))?;
     let resolved = resolve(device, verified.manifest(), &others, &component)?;
-    if !matches!(
-        verified.header().entry_format,
-        EntryFormat::WasmComponent | EntryFormat::WasmModule
-    ) {
-        return Err(InstallError::Unsupported(
-            "real-time core firmware packages are installed by the real-time core manager, \
-             which this build does not have yet"
-                .into(),
-        ));
-    }
+    let firmware = match verified.header().entry_format {
+        EntryFormat::WasmComponent | EntryFormat::WasmModule => None,
+        EntryFormat::ElfArm32 => Some(check_firmware(
+            device,
+            index,
+            &resolved,
+            verified.header(),
+            keep.entry.as_deref(),
+        )?),
+    };
     Ok(Checked {
         package: verified,
         decision,
         resolved: Some(resolved),
+        firmware,
+    })
+}
+
+/// A real-time app's core (one app per core; see [`warden_policy::install::assign_core`]) and
+/// its ELF checked against that core's memory, before anything reaches the kernel or the
+/// emulator.
+fn check_firmware(
+    device: &DeviceConfig,
+    index: &Index,
+    resolved: &ResolvedApp,
+    header: &PackageHeader,
+    elf: Option<&[u8]>,
+) -> Result<FirmwareEntry, InstallError> {
+    let core = warden_policy::install::assign_core(&device.board, resolved, &index.core_holders())
+        .map_err(|e| InstallError::Core(e.to_string()))?;
+    let entry = header
+        .entry()
+        .ok_or_else(|| InstallError::Code("the package has no entry payload".into()))?;
+    let refused = |reason: String| InstallError::Firmware {
+        core: core.clone(),
+        reason,
+    };
+    let regions = device
+        .board
+        .real_time_cores
+        .iter()
+        .find(|c| c.name == core)
+        .map(|c| c.memory.as_slice())
+        .ok_or_else(|| refused(format!("board `{}` lists no such core", device.board.name)))?;
+    let elf = elf.ok_or_else(|| {
+        refused(if entry.size > MAX_FIRMWARE_BYTES {
+            FirmwareError::TooLarge(entry.size).to_string()
+        } else {
+            FirmwareError::NotElf.to_string()
+        })
+    })?;
+    firmware::check(elf, &core, regions).map_err(|e| refused(e.to_string()))?;
+    Ok(FirmwareEntry {
+        core,
+        file: format!("{PAYLOADS}/{}", entry.name),
+        sha256: hex::encode(entry.sha256),
     })
 }
 
@@ -318,6 +433,7 @@ pub fn install(
         package: verified,
         decision,
         resolved,
+        firmware,
     } = check(
         state,
         index,
@@ -341,8 +457,11 @@ pub fn install(
         });
     };
 
-    // 4. Code for this device (`check` refused every other entry format).
-    let code = Some(prepare_code(&staging.dir, &header, compiler)?);
+    // 4. Code for this device; real-time firmware was checked already and runs as it is.
+    let code = match firmware {
+        Some(_) => None,
+        None => Some(prepare_code(&staging.dir, &header, compiler)?),
+    };
 
     // 5. Publish the store directory, then commit the index.
     let meta = serde_json::to_vec_pretty(&header).map_err(|e| StateError::Corrupt {
@@ -381,6 +500,7 @@ pub fn install(
             kind: header.kind.as_str().to_owned(),
             store: store_name.clone(),
             code,
+            firmware,
             uid,
             autostart: true,
             installed_at: crate::now(),

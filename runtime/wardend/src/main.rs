@@ -1,5 +1,6 @@
 //! `wardend`: loads the device configuration, opens the state directory, starts autostart
-//! apps, and serves the control API until SIGINT/SIGTERM.
+//! apps (real-time apps on their cores too), and serves the control API until SIGINT/SIGTERM,
+//! then stops every app and core.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +11,10 @@ use warden_sandbox::CgroupConfig;
 use wardend::device::DeviceConfig;
 use wardend::devices::BoardDevices;
 use wardend::install::Compiler;
+use wardend::intercore::Channels;
 use wardend::network::{HostsTable, Network, Resolver};
 use wardend::power::{LinuxPower, LinuxSys, PowerBackend, SimPower};
+use wardend::rtcore::{CoreConfig, Cores};
 use wardend::sim_api::Simulated;
 use wardend::state::StateDir;
 use wardend::supervisor::{RestartPolicy, Supervisor};
@@ -67,6 +70,18 @@ struct Args {
     /// start, naming the file, the line and what is wrong.
     #[arg(long, value_name = "FILE")]
     tls_roots: Option<PathBuf>,
+    /// The remoteproc class directory: a board's `Remoteproc` cores are
+    /// `<DIR>/<instance>/{firmware,state}`.
+    #[arg(long, value_name = "DIR", default_value = "/sys/class/remoteproc")]
+    remoteproc_root: PathBuf,
+    /// Where the kernel's firmware loader finds firmware: a real-time app's ELF is copied here
+    /// as `warden-<digest>.elf` before its remoteproc core starts.
+    #[arg(long, value_name = "DIR", default_value = "/lib/firmware")]
+    firmware_dir: PathBuf,
+    /// The emulator of a board's `Emulated` cores: an absolute path, or a name looked up in
+    /// `PATH` when a core starts.
+    #[arg(long, value_name = "PROGRAM", default_value = "qemu-system-arm")]
+    qemu: PathBuf,
 }
 
 fn main() -> Result<()> {
@@ -122,6 +137,7 @@ fn main() -> Result<()> {
     let system = System {
         power: Arc::clone(&power),
         updates: Arc::new(Updates::open(&args.state)?),
+        channels: Arc::new(Channels::default()),
     };
     let hwdefs = Arc::new(device.hwdefs.clone());
     let compiler = WorkerCompiler::new(compiler, cgroups.clone()).map_err(anyhow::Error::msg)?;
@@ -160,15 +176,25 @@ fn main() -> Result<()> {
     }
     let listener = wardend::http::bind(&args.socket)
         .with_context(|| format!("binding {}", args.socket.display()))?;
-    let supervisor = Supervisor::open(
+    let cores = Cores::for_board(
+        &device.board,
+        &CoreConfig {
+            remoteproc_root: args.remoteproc_root,
+            firmware_dir: args.firmware_dir,
+            qemu: args.qemu,
+        },
+    );
+    let supervisor = Supervisor::open_with_cores(
         state,
         device,
         Box::new(compiler),
         Box::new(launcher),
+        cores,
         RestartPolicy::default(),
         args.reports,
     )?;
     power.attach(Arc::new(supervisor.downgrade()));
+    system.channels.attach(supervisor.downgrade());
     system
         .updates
         .attach(supervisor.downgrade())

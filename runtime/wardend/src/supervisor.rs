@@ -4,22 +4,31 @@
 //! a failure report for anything but a clean exit, and restarts with exponential backoff. Too
 //! many failures within a window quarantine the app until someone starts it explicitly. A stop
 //! bumps the app's generation, so a monitor that wakes up after the stop never restarts it.
+//!
+//! A real-time app runs the same way: its monitor loads the firmware onto the core it was
+//! assigned at install ([`crate::rtcore`]) instead of launching a worker, and the started core
+//! stands in for the worker ([`crate::rtcore::CoreRun`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use warden_ipc::broker::Denial;
 use warden_ipc::{CodeKind, Frame};
 use warden_policy::install::InstalledApp;
+use warden_policy::manifest::ApplicationType;
 
 use crate::device::DeviceConfig;
 use crate::error::StateError;
-use crate::index::{Index, InstalledEntry};
+use crate::index::{FirmwareEntry, Index, InstalledEntry};
 use crate::install::{self, Compiler, InstallError, Installed};
+use crate::intercore::Bridge;
 use crate::logs::{Log, Stream};
 use crate::network::NetworkGrant;
 use crate::reports::{FailureKind, FailureReport, ReportStore};
+use crate::rtcore::{CoreConfig, CoreRun, Cores, content_name};
 use crate::state::{STORE, StateDir};
 use crate::storage::{StorageError, StorageManager, StorageStatus, Usage};
 use crate::system::SystemGrant;
@@ -107,6 +116,7 @@ pub trait Launcher: Send + Sync {
 
 /// A started worker.
 pub trait RunningWorker: Send + Sync {
+    /// Its process id; 0 when it is no process of its own (a remoteproc core).
     fn pid(&self) -> u32;
     /// Ends the worker at once (SIGKILL).
     fn kill(&self);
@@ -124,7 +134,9 @@ pub enum Status {
     /// Its worker is being launched.
     Starting,
     Running {
-        pid: u32,
+        /// The worker's (or emulated core's) process; absent for a remoteproc core.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
     },
     /// Waiting to restart after a failure.
     Backoff {
@@ -142,6 +154,11 @@ pub struct AppView {
     pub id: String,
     pub name: String,
     pub version: u64,
+    /// `app` (WebAssembly, on the application core) or `rtcore` (a real-time app's firmware).
+    pub kind: String,
+    /// The real-time core a real-time app runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub core: Option<String>,
     pub status: Status,
     pub restarts: u32,
     pub autostart: bool,
@@ -214,6 +231,11 @@ struct Shared {
     wake: Condvar,
     compiler: Box<dyn Compiler>,
     launcher: Box<dyn Launcher>,
+    /// The board's real-time cores.
+    cores: Cores,
+    /// The inter-core bridge of each real-time app running on an emulated core, by its id
+    /// (held alive by the run; gone when the run ends).
+    bridges: Mutex<BTreeMap<String, Weak<Bridge>>>,
     policy: RestartPolicy,
     started: Instant,
     /// Installs and uninstalls run one at a time.
@@ -252,12 +274,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Supervisor {
     /// Opens the device state (recovering from an interrupted install) and starts every app
-    /// marked autostart.
+    /// marked autostart; the board's real-time cores are driven from their default places
+    /// ([`CoreConfig::default`]).
     pub fn open(
         state: StateDir,
         device: DeviceConfig,
         compiler: Box<dyn Compiler>,
         launcher: Box<dyn Launcher>,
+        policy: RestartPolicy,
+        reports_capacity: usize,
+    ) -> Result<Supervisor, OpError> {
+        let cores = Cores::for_board(&device.board, &CoreConfig::default());
+        Supervisor::open_with_cores(
+            state,
+            device,
+            compiler,
+            launcher,
+            cores,
+            policy,
+            reports_capacity,
+        )
+    }
+
+    /// [`Supervisor::open`] with the backends of the board's real-time cores.
+    pub fn open_with_cores(
+        state: StateDir,
+        device: DeviceConfig,
+        compiler: Box<dyn Compiler>,
+        launcher: Box<dyn Launcher>,
+        cores: Cores,
         policy: RestartPolicy,
         reports_capacity: usize,
     ) -> Result<Supervisor, OpError> {
@@ -278,7 +323,7 @@ impl Supervisor {
         let autostart: Vec<String> = index
             .apps
             .iter()
-            .filter(|(_, a)| a.autostart && a.code.is_some())
+            .filter(|(_, a)| a.autostart && a.runnable())
             .map(|(id, _)| id.clone())
             .collect();
         let supervisor = Supervisor {
@@ -293,6 +338,8 @@ impl Supervisor {
                 wake: Condvar::new(),
                 compiler,
                 launcher,
+                cores,
+                bridges: Mutex::new(BTreeMap::new()),
                 policy,
                 started: Instant::now(),
                 install_lock: Mutex::new(()),
@@ -315,7 +362,7 @@ impl Supervisor {
         let autostart: Vec<String> = lock(&self.shared.index)
             .apps
             .iter()
-            .filter(|(_, a)| a.autostart && a.code.is_some())
+            .filter(|(_, a)| a.autostart && a.runnable())
             .map(|(id, _)| id.clone())
             .collect();
         autostart
@@ -359,6 +406,10 @@ impl Supervisor {
         // A storage kept at an uninstall may be mounted again; a new quota applies at the
         // start below.
         self.shared.storage.reopen(&installed.component_id);
+        let replaced_firmware = lock(&self.shared.index)
+            .apps
+            .get(&installed.component_id)
+            .and_then(|old| old.firmware.clone());
         *lock(&self.shared.index) = index;
         *lock(&self.shared.installed) = apps
             .into_iter()
@@ -377,8 +428,28 @@ impl Supervisor {
         if was_running {
             self.stop(&installed.component_id)?;
         }
+        // The previous firmware's copy, once the core no longer runs it.
+        if let Some(old) = replaced_firmware {
+            self.remove_firmware_copy(&old);
+        }
         self.start(&installed.component_id)?;
         Ok(installed)
+    }
+
+    /// Removes what loading `firmware` left outside the state (remoteproc's copy in the
+    /// firmware directory), unless an installed app still runs the same content.
+    fn remove_firmware_copy(&self, firmware: &FirmwareEntry) {
+        let in_use = lock(&self.shared.index).apps.values().any(|a| {
+            a.firmware
+                .as_ref()
+                .is_some_and(|f| f.sha256 == firmware.sha256)
+        });
+        if in_use {
+            return;
+        }
+        if let Some(core) = self.shared.cores.get(&firmware.core) {
+            let _ = core.remove_firmware(&content_name(&firmware.sha256));
+        }
     }
 
     /// Removes an app; its storage is unmounted, and its data kept unless `wipe_storage`. Its
@@ -401,6 +472,9 @@ impl Supervisor {
         *lock(&self.shared.index) = index;
         lock(&self.shared.installed).remove(id);
         lock(&self.shared.slots).remove(id);
+        if let Some(firmware) = &entry.firmware {
+            self.remove_firmware_copy(firmware);
+        }
         let store = self.shared.state.dir(STORE)?;
         let _ = store.remove_dir_all(&entry.store);
         Ok(())
@@ -429,6 +503,8 @@ impl Supervisor {
             id: id.to_owned(),
             name: entry.name,
             version: entry.version,
+            kind: entry.kind,
+            core: entry.firmware.map(|f| f.core),
             status: slot.map_or(Status::Stopped, |s| s.status.clone()),
             restarts: slot.map_or(0, |s| s.restarts),
             autostart: entry.autostart,
@@ -471,10 +547,10 @@ impl Supervisor {
     /// Starts an app (also out of quarantine).
     pub fn start(&self, id: &str) -> Result<AppView, OpError> {
         let entry = self.entry(id)?;
-        if entry.code.is_none() {
+        if !entry.runnable() {
             return Err(OpError::NotRunnable {
                 id: id.to_owned(),
-                reason: "it has no WebAssembly code (real-time firmware)".into(),
+                reason: "it has neither code nor firmware".into(),
             });
         }
         let generation = {
@@ -525,12 +601,17 @@ impl Supervisor {
         self.app(id)
     }
 
-    /// Stops every app and unmounts their storage (supervisor shutdown). A supervisor that
-    /// dies without this finds the mounts at its next start and reuses them.
+    /// Stops every app (real-time apps' cores included) and unmounts their storage
+    /// (supervisor shutdown). A supervisor that dies without this finds the mounts at its next
+    /// start and reuses them; its emulated cores die with it, and a remoteproc core it left
+    /// running is stopped before its next firmware is loaded.
     pub fn stop_all(&self) {
         let ids: Vec<String> = lock(&self.shared.slots).keys().cloned().collect();
         for id in ids {
             let _ = self.stop(&id);
+        }
+        for e in self.shared.cores.stop_all() {
+            eprintln!("wardend: {e}");
         }
         self.shared.storage.unmount_all();
     }
@@ -552,42 +633,30 @@ impl Supervisor {
                 None => return,
             };
             let began = Instant::now();
-            let end = match self.launch_spec(id) {
-                Err(e) => End::Failed {
-                    failure: FailureKind::WorkerFailed {
-                        stage: "prepare".into(),
-                    },
-                    detail: e.to_string(),
-                    backtrace: vec![],
-                },
-                Ok(spec) => match self.shared.launcher.launch(spec, log) {
-                    Err(e) => End::Failed {
-                        failure: FailureKind::WorkerFailed {
-                            stage: "launch".into(),
-                        },
-                        detail: e,
-                        backtrace: vec![],
-                    },
-                    Ok(worker) => {
-                        {
-                            let mut slots = lock(&self.shared.slots);
-                            match slots.get_mut(id) {
-                                Some(slot) if slot.generation == generation => {
-                                    slot.status = Status::Running { pid: worker.pid() };
-                                    slot.worker = Some(Arc::clone(&worker));
-                                }
-                                // Stopped while launching.
-                                _ => {
-                                    drop(slots);
-                                    worker.kill();
-                                    worker.wait();
-                                    return;
-                                }
+            let end = match self.launch(id, log) {
+                Err(end) => end,
+                Ok(worker) => {
+                    {
+                        let mut slots = lock(&self.shared.slots);
+                        match slots.get_mut(id) {
+                            Some(slot) if slot.generation == generation => {
+                                let pid = worker.pid();
+                                slot.status = Status::Running {
+                                    pid: (pid != 0).then_some(pid),
+                                };
+                                slot.worker = Some(Arc::clone(&worker));
+                            }
+                            // Stopped while launching.
+                            _ => {
+                                drop(slots);
+                                worker.kill();
+                                worker.wait();
+                                return;
                             }
                         }
-                        worker.wait()
                     }
-                },
+                    worker.wait()
+                }
             };
             let Some(wait) = self.after_end(id, generation, end, began.elapsed()) else {
                 return;
@@ -711,6 +780,165 @@ impl Supervisor {
         }
         drop(slots);
         Some(wait)
+    }
+
+    /// Starts one run of `id`: its worker, or for a real-time app its firmware on its core.
+    fn launch(&self, id: &str, log: Log) -> Result<Arc<dyn RunningWorker>, End> {
+        let failed = |stage: &str, detail: String| End::Failed {
+            failure: FailureKind::WorkerFailed {
+                stage: stage.into(),
+            },
+            detail,
+            backtrace: vec![],
+        };
+        let entry = self
+            .entry(id)
+            .map_err(|e| failed("prepare", e.to_string()))?;
+        if let Some(firmware) = &entry.firmware {
+            return self.launch_core(id, &entry, firmware, &log);
+        }
+        let spec = self
+            .launch_spec(id)
+            .map_err(|e| failed("prepare", e.to_string()))?;
+        self.shared
+            .launcher
+            .launch(spec, log)
+            .map_err(|e| failed("launch", e))
+    }
+
+    /// Loads a real-time app's firmware onto its core and starts it. The firmware is loaded
+    /// only if its digest is still the one recorded at install.
+    fn launch_core(
+        &self,
+        id: &str,
+        entry: &InstalledEntry,
+        firmware: &FirmwareEntry,
+        log: &Log,
+    ) -> Result<Arc<dyn RunningWorker>, End> {
+        let failed = |failure: FailureKind, detail: String| End::Failed {
+            failure,
+            detail,
+            backtrace: vec![],
+        };
+        let stage = |stage: &str| FailureKind::WorkerFailed {
+            stage: stage.into(),
+        };
+        let core = &firmware.core;
+        let backend = self.shared.cores.get(core).ok_or_else(|| {
+            failed(
+                stage("launch"),
+                format!("the board has no real-time core `{core}`"),
+            )
+        })?;
+        let path = self
+            .shared
+            .state
+            .path()
+            .join(STORE)
+            .join(&entry.store)
+            .join(&firmware.file);
+        let digest = File::open(&path)
+            .and_then(install::hash_file)
+            .map_err(|e| failed(stage("prepare"), format!("{}: {e}", path.display())))?;
+        if digest != firmware.sha256 {
+            return Err(failed(
+                FailureKind::LoadRefused,
+                format!(
+                    "firmware {} has SHA-256 {digest}, not the {} recorded at install",
+                    path.display(),
+                    firmware.sha256
+                ),
+            ));
+        }
+        let name = content_name(&firmware.sha256);
+        let run = backend
+            .load_and_start(&path, &name)
+            .map_err(|e| failed(stage("launch"), e.to_string()))?;
+        let started = match backend.pid() {
+            Some(pid) => format!("core `{core}`: {name} started (emulator pid {pid})"),
+            None => format!("core `{core}`: {name} started"),
+        };
+        log.push(Stream::Supervisor, started.as_bytes());
+        // An emulated core's UART carries the inter-core channels: bridge it for this run.
+        let bridge = match backend.serial() {
+            None => None,
+            Some(serial) => match Bridge::start(serial.into(), core) {
+                Ok(bridge) => Some(Arc::new(bridge)),
+                Err(e) => {
+                    let _ = backend.stop_run(run);
+                    return Err(failed(
+                        stage("launch"),
+                        format!("core `{core}`: cannot bridge its serial line: {e}"),
+                    ));
+                }
+            },
+        };
+        if let Some(bridge) = &bridge {
+            lock(&self.shared.bridges).insert(id.to_owned(), Arc::downgrade(bridge));
+        }
+        Ok(Arc::new(CoreRun {
+            backend: Arc::clone(backend),
+            run,
+            bridge,
+        }))
+    }
+
+    /// A message channel from `app` to the real-time app `peer` (the broker checked that
+    /// `app`'s manifest lists `peer`): only if `peer` is an installed real-time app whose own
+    /// manifest lists `app`, and runs. The app's end of a new bridge channel.
+    pub fn open_channel(&self, app: &str, peer: &str) -> Result<OwnedFd, Denial> {
+        let peer = peer.to_ascii_lowercase();
+        let lists_app = {
+            let installed = lock(&self.shared.installed);
+            let Some(other) = installed.get(&peer) else {
+                return Err(Denial::NotGranted(format!(
+                    "no app `{peer}` is installed on this device"
+                )));
+            };
+            if other.manifest.application_type != ApplicationType::RealTimeCapable {
+                return Err(Denial::NotGranted(format!(
+                    "`{peer}` ({}) is not a real-time app: channels go to real-time apps",
+                    other.manifest.name
+                )));
+            }
+            other
+                .manifest
+                .capabilities
+                .allowed_application_connections
+                .iter()
+                .any(|id| id.to_string() == app)
+        };
+        if !lists_app {
+            return Err(Denial::NotGranted(format!(
+                "the real-time app `{peer}` does not list this app in its \
+                 AllowedApplicationConnections; both sides must list each other"
+            )));
+        }
+        let bridge = lock(&self.shared.bridges)
+            .get(&peer)
+            .and_then(Weak::upgrade);
+        match bridge {
+            Some(bridge) => bridge.open(),
+            None => {
+                let core = lock(&self.shared.index)
+                    .apps
+                    .get(&peer)
+                    .and_then(|e| e.firmware.as_ref())
+                    .map(|f| f.core.clone());
+                let on_remoteproc = self.shared.device.board.real_time_cores.iter().any(|c| {
+                    Some(&c.name) == core.as_ref()
+                        && matches!(c.backing, warden_policy::board::CoreBacking::Remoteproc(_))
+                });
+                Err(Denial::Io(if on_remoteproc {
+                    format!(
+                        "channels to `{peer}` need rpmsg endpoints, which Warden does not open on \
+                         Linux boards yet"
+                    )
+                } else {
+                    format!("the real-time app `{peer}` is not running")
+                }))
+            }
+        }
     }
 
     /// Opens what a worker needs for one run of `id`.

@@ -19,6 +19,8 @@ pub struct SystemGrant {
     pub events: bool,
     /// `SoftwareUpdateDeferral`: may defer and resume updates.
     pub deferral: bool,
+    /// `AllowedApplicationConnections`: the apps it may open a channel to (lower-case ids).
+    pub connections: Vec<String>,
 }
 
 impl SystemGrant {
@@ -33,12 +35,21 @@ impl SystemGrant {
             },
             events: service(ServiceCapability::SystemEventNotifications),
             deferral: service(ServiceCapability::SoftwareUpdateDeferral),
+            connections: if kept("AllowedApplicationConnections") {
+                capabilities
+                    .allowed_application_connections
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            } else {
+                vec![]
+            },
         }
     }
 
     /// Whether the app may use no device service (then it needs no broker for them).
     pub fn is_empty(&self) -> bool {
-        self.power.is_empty() && !self.events && !self.deferral
+        self.power.is_empty() && !self.events && !self.deferral && self.connections.is_empty()
     }
 }
 
@@ -47,4 +58,6 @@ impl SystemGrant {
 pub struct System {
     pub power: Arc<dyn PowerBackend>,
     pub updates: Arc<Updates>,
+    /// Inter-core channels (`AllowedApplicationConnections`).
+    pub channels: Arc<crate::intercore::Channels>,
 }

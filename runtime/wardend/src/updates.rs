@@ -1302,6 +1302,7 @@ mod tests {
         power: Vec::new(),
         events: true,
         deferral: true,
+        connections: Vec::new(),
     };
 
     fn defer(updates: &Updates, app: &str, kind: UpdateKind, minutes: u32) -> u32 {

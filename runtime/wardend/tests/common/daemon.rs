@@ -61,6 +61,8 @@ pub struct Options {
     /// `--tls-roots`: certificates (PEM) apps' `https` requests trust besides the Mozilla
     /// roots.
     pub tls_roots: Option<PathBuf>,
+    /// More arguments (`--remoteproc-root DIR`, `--qemu PROGRAM`, …).
+    pub args: Vec<std::ffi::OsString>,
 }
 
 impl Daemon {
@@ -107,6 +109,7 @@ impl Daemon {
         if let Some(roots) = &options.tls_roots {
             command.arg("--tls-roots").arg(roots);
         }
+        command.args(&options.args);
         let child = command
             .arg("--state")
             .arg(&f.state_path)

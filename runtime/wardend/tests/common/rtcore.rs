@@ -1,0 +1,145 @@
+//! Real-time apps: a fixture whose trust store also lists an `rtcore` signing key, their
+//! manifests, and `kind: rtcore` packages.
+
+use warden_policy::keys::{KeyRole, PrivateKey};
+use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
+use warden_policy::trust::TrustStore;
+use wardend::device::DeviceConfig;
+use wardend::state::StateDir;
+
+use std::path::PathBuf;
+
+use super::{FakeCompiler, Fixture, repo};
+
+// xtask's build of the firmware samples (std and anyhow only), used when `cargo xtask test`
+// did not hand their paths over.
+#[path = "../../../../xtask/src/firmware.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod xtask_firmware;
+
+/// The firmware samples (`sample-apps/rt-echo-c`, `sample-apps/rt-echo-rust`) by name:
+/// `WARDEN_RT_ECHO_C` and `WARDEN_RT_ECHO_RUST`, or built here by xtask's own build code (a
+/// missing toolchain fails the test, never skips it).
+pub fn firmware_samples() -> [(&'static str, PathBuf); 2] {
+    let from_env = |var: &str| std::env::var_os(var).map(PathBuf::from);
+    let (c, rust) = match (
+        from_env("WARDEN_RT_ECHO_C"),
+        from_env("WARDEN_RT_ECHO_RUST"),
+    ) {
+        (Some(c), Some(rust)) => (c, rust),
+        _ => xtask_firmware::build_firmware(&repo()).unwrap_or_else(|e| {
+            panic!("WARDEN_RT_ECHO_C/_RUST are not set and the samples could not be built: {e:#}")
+        }),
+    };
+    [("rt-echo-c", c), ("rt-echo-rust", rust)]
+}
+
+/// A firmware sample's manifest text, its component id and its entry payload's name.
+pub fn sample_manifest(sample: &str) -> (String, String, String) {
+    let text = std::fs::read_to_string(
+        repo()
+            .join("sample-apps")
+            .join(sample)
+            .join("app_manifest.json"),
+    )
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let id = manifest["ComponentId"].as_str().unwrap().to_owned();
+    let entry = manifest["EntryPoint"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_owned();
+    (text, id, entry)
+}
+
+/// The usual fixture (an `app` key in the trust store) and a key with the `rtcore` role.
+pub struct RtFixture {
+    pub f: Fixture,
+    pub rt_key: PrivateKey,
+}
+
+/// [`super::fixture`], with an `rtcore` signing key in the trust store too.
+pub fn rt_fixture() -> RtFixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = PrivateKey::generate().unwrap();
+    let app_key = PrivateKey::generate().unwrap();
+    let rt_key = PrivateKey::generate().unwrap();
+    let trust = TrustStore::init(&root, "test root").unwrap();
+    let trust = TrustStore::add_key(
+        trust.as_bytes(),
+        &root,
+        app_key.public_key(),
+        KeyRole::App,
+        "app",
+    )
+    .unwrap();
+    let trust = TrustStore::add_key(
+        trust.as_bytes(),
+        &root,
+        rt_key.public_key(),
+        KeyRole::Rtcore,
+        "real-time firmware",
+    )
+    .unwrap();
+    let trust_path = tmp.path().join("trust.json");
+    std::fs::write(&trust_path, trust).unwrap();
+    let board = repo().join("buildroot-overlay/board/warden-sim/board.json");
+    let device = DeviceConfig::load(&board, &trust_path, None, None).unwrap();
+    let state_path = tmp.path().join("state");
+    let state = StateDir::open(&state_path).unwrap();
+    RtFixture {
+        f: Fixture {
+            tmp,
+            state_path,
+            state,
+            device,
+            app_key,
+            compiler: FakeCompiler::new(),
+        },
+        rt_key,
+    }
+}
+
+/// A `RealTimeCapable` manifest whose entry is `/bin/fw.elf`; `caps` is the inside of
+/// `Capabilities`.
+pub fn rt_manifest(id: &str, name: &str, caps: &str) -> String {
+    format!(
+        r#"{{"SchemaVersion": 1, "Name": "{name}", "ComponentId": "{id}",
+            "EntryPoint": "/bin/fw.elf", "Capabilities": {{{caps}}},
+            "ApplicationType": "RealTimeCapable"}}"#
+    )
+}
+
+/// A `kind: rtcore` package of `elf` (as `bin/fw.elf`, [`rt_manifest`]'s entry) signed by
+/// `key`.
+pub fn pack_rt(key: &PrivateKey, manifest: &str, version: u64, elf: &[u8]) -> Vec<u8> {
+    pack_rt_as(key, manifest, version, elf, "bin/fw.elf")
+}
+
+/// [`pack_rt`] with the entry payload named `entry` (the manifest's `EntryPoint` without its
+/// leading `/`).
+pub fn pack_rt_as(
+    key: &PrivateKey,
+    manifest: &str,
+    version: u64,
+    elf: &[u8],
+    entry: &str,
+) -> Vec<u8> {
+    let request = PackRequest {
+        kind: PackageKind::Rtcore,
+        manifest_text: manifest,
+        version,
+        payloads: vec![PayloadInput {
+            name: entry.into(),
+            role: PayloadRole::Entry,
+            target: None,
+            engine: None,
+            source: &elf,
+        }],
+        limits: Limits::default(),
+    };
+    let mut out = Vec::new();
+    package::pack(&request, key, &mut out).unwrap();
+    out
+}
