@@ -72,24 +72,12 @@ pub(crate) fn ensure_firmware_tools(root: &Path) -> Result<()> {
         "libnewlib-arm-none-eabi",
     )])?;
     let target = crate::firmware::RUST_TARGET;
-    let installed = Command::new("rustup")
-        .current_dir(root)
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.trim() == target)
-        });
+    let installed = rustup_has_target(root, target);
     if installed {
         return Ok(());
     }
     println!("==> adding Rust target {target}");
-    let added = Command::new("rustup")
-        .current_dir(root)
-        .args(["target", "add", target])
-        .status()
-        .is_ok_and(|s| s.success());
+    let added = rustup_add_target(root, target);
     if added {
         return Ok(());
     }
@@ -155,24 +143,12 @@ pub(crate) fn ensure_cross_tools(root: &Path) -> Result<ArmToolchain> {
         ),
     ])?;
     let target = crate::cross::TARGET;
-    let installed = Command::new("rustup")
-        .current_dir(root)
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.trim() == target)
-        });
+    let installed = rustup_has_target(root, target);
     if installed {
         return Ok(ArmToolchain::Rustup);
     }
     println!("==> adding Rust target {target}");
-    let added = Command::new("rustup")
-        .current_dir(root)
-        .args(["target", "add", target])
-        .status()
-        .is_ok_and(|s| s.success());
+    let added = rustup_add_target(root, target);
     if added {
         return Ok(ArmToolchain::Rustup);
     }
@@ -229,4 +205,26 @@ fn apt_install(missing: &[&str]) -> Result<()> {
 pub(crate) fn command_exists(cmd: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(cmd).is_file()))
+}
+
+/// Whether the toolchain `root` pins has `target`'s standard library.
+fn rustup_has_target(root: &Path, target: &str) -> bool {
+    Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        })
+}
+
+/// `rustup target add target`; whether it worked.
+fn rustup_add_target(root: &Path, target: &str) -> bool {
+    Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", target])
+        .status()
+        .is_ok_and(|s| s.success())
 }

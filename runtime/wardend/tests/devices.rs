@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::sync::OnceLock;
 
 use common::daemon::{Daemon, require_root};
 use common::guest::{self, stdout, wait_line};
@@ -18,15 +17,9 @@ use common::{Fixture, fixture};
 const PROBE: &str = "a62f4f74-b43c-4f9b-a7fe-87fe7b5462f6";
 const OTHER: &str = "c3d2e1f0-0a1b-4c2d-8e3f-405162738495";
 
-/// The device-probe component, built once.
-fn probe_wasm() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| guest::wasm("device-probe", "WARDEN_DEVICE_PROBE"))
-}
-
 /// Installs (and so starts) the probe with `capabilities` running `steps`.
 fn start(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) {
-    guest::start(d, f, probe_wasm(), id, capabilities, steps);
+    guest::start(d, f, guest::device_probe(), id, capabilities, steps);
 }
 
 /// Runs the probe to its end; its stdout lines.

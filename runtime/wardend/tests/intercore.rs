@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, require_root};
@@ -19,28 +18,15 @@ use common::{Fixture, pack_code};
 /// The A7 app both firmware samples list in their `AllowedApplicationConnections`.
 const PROBE: &str = "7c0d1e2f-3a4b-4c5d-8e6f-708192a3b4c5";
 
-fn probe_wasm() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| guest::wasm("device-probe", "WARDEN_DEVICE_PROBE"))
-}
-
 /// Installs (and starts) the probe as `version` with `capabilities` running `steps`.
 fn probe(d: &Daemon, f: &Fixture, version: u64, capabilities: &str, steps: &[&str]) {
     let manifest = guest::manifest(PROBE, capabilities, steps);
     let (status, body) = d.call(
         "POST",
         "/images",
-        &pack_code(f, &manifest, version, probe_wasm(), None),
+        &pack_code(f, &manifest, version, guest::device_probe(), None),
     );
     assert_eq!(status, 201, "{body}");
-}
-
-fn state(d: &Daemon, id: &str) -> String {
-    let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
-    app["status"]["state"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Installs a firmware sample and waits for it to run; its component id.
@@ -49,7 +35,9 @@ fn install_sample(d: &Daemon, rt: &RtFixture, sample: &str, elf: &std::path::Pat
     let package = pack_rt_as(&rt.rt_key, &text, 1, &std::fs::read(elf).unwrap(), &entry);
     let (status, body) = d.call("POST", "/images", &package);
     assert_eq!(status, 201, "{sample}: {body}");
-    d.wait_for(&format!("{sample} to run"), |d| state(d, &id) == "running");
+    d.wait_for(&format!("{sample} to run"), |d| {
+        guest::state(d, &id) == "running"
+    });
     id
 }
 
@@ -161,8 +149,8 @@ fn a_flood_from_the_firmware_leaves_the_supervisor_answering() {
         ]
     );
     // The real-time app and the supervisor are fine; the app still runs.
-    assert_eq!(state(&d, &id), "running");
-    assert_eq!(state(&d, PROBE), "running");
+    assert_eq!(guest::state(&d, &id), "running");
+    assert_eq!(guest::state(&d, PROBE), "running");
     d.kill();
 }
 
@@ -195,7 +183,7 @@ fn a_channel_not_declared_on_both_sides_or_to_no_running_real_time_app_is_refuse
     let (status, body) = d.call(
         "POST",
         "/images",
-        &pack_code(&rt.f, &manifest, 2, probe_wasm(), None),
+        &pack_code(&rt.f, &manifest, 2, guest::device_probe(), None),
     );
     assert_eq!(status, 422, "{body}");
     assert!(
@@ -217,7 +205,7 @@ fn a_channel_not_declared_on_both_sides_or_to_no_running_real_time_app_is_refuse
     let (status, body) = d.call(
         "POST",
         "/images",
-        &pack_code(&rt.f, &manifest, 1, probe_wasm(), None),
+        &pack_code(&rt.f, &manifest, 1, guest::device_probe(), None),
     );
     assert_eq!(status, 422, "{body}");
     assert!(
@@ -238,7 +226,7 @@ fn a_channel_not_declared_on_both_sides_or_to_no_running_real_time_app_is_refuse
     let (status, body) = d.call(
         "POST",
         "/images",
-        &pack_code(&rt.f, &manifest, 1, probe_wasm(), None),
+        &pack_code(&rt.f, &manifest, 1, guest::device_probe(), None),
     );
     assert_eq!(status, 201, "{body}");
     let (status, body) = d.call("POST", &format!("/apps/{id}/stop"), b"");

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use common::daemon::{Daemon, require_root};
 use common::guest::{self, stdout, wait_line};
 use common::{Fixture, fixture};
@@ -16,13 +14,8 @@ use common::{Fixture, fixture};
 const PROBE: &str = "0b7e6a52-3c1d-4e8f-9a2b-6c5d4e3f2a10";
 const BYSTANDER: &str = "7f1e2d3c-4b5a-4968-8776-655443322110";
 
-fn probe_wasm() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| guest::wasm("device-probe", "WARDEN_DEVICE_PROBE"))
-}
-
 fn start(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) {
-    guest::start(d, f, probe_wasm(), id, capabilities, steps);
+    guest::start(d, f, guest::device_probe(), id, capabilities, steps);
 }
 
 fn power(d: &Daemon) -> serde_json::Value {
@@ -40,14 +33,6 @@ fn running_pid(d: &Daemon, id: &str) -> u64 {
         app["status"]["state"] == "running" && pid != 0
     });
     pid
-}
-
-fn state(d: &Daemon, id: &str) -> String {
-    let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
-    app["status"]["state"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// An app that asks for `action` when the board's button is pressed, and a bystander that
@@ -123,7 +108,7 @@ fn a_power_down_stops_the_fleet_until_the_board_wakes() {
     let wakes_in = off["wakes_in_s"].as_u64().unwrap();
     assert!((3500..=3600).contains(&wakes_in), "{off}");
     d.wait_for("every app to stop", |d| {
-        state(d, PROBE) == "stopped" && state(d, BYSTANDER) == "stopped"
+        guest::state(d, PROBE) == "stopped" && guest::state(d, BYSTANDER) == "stopped"
     });
     // The power button wakes it before the alarm; the fleet boots.
     let (status, body) = d.call("POST", "/sim/power/wake", b"");

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::daemon::{Daemon, require_root};
@@ -41,24 +40,19 @@ const IDLE: [&str; 3] = [
 const EVENTS_AND_DEFERRAL: &str =
     r#"{"SystemEventNotifications": true, "SoftwareUpdateDeferral": true}"#;
 
-fn probe_wasm() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| guest::wasm("device-probe", "WARDEN_DEVICE_PROBE"))
-}
-
 /// The probe as `id` at `version`, with `capabilities`, running `steps`: a signed package.
 fn package(f: &Fixture, id: &str, version: u64, capabilities: &str, steps: &[&str]) -> Vec<u8> {
     pack_code(
         f,
         &guest::manifest(id, capabilities, steps),
         version,
-        probe_wasm(),
+        guest::device_probe(),
         None,
     )
 }
 
 fn start(d: &Daemon, f: &Fixture, id: &str, capabilities: &str, steps: &[&str]) {
-    guest::start(d, f, probe_wasm(), id, capabilities, steps);
+    guest::start(d, f, guest::device_probe(), id, capabilities, steps);
 }
 
 /// `POST /updates?notice_s=N` with `package`: the status and the answer.
@@ -379,7 +373,7 @@ fn a_bad_package_is_refused_with_its_problem_and_nothing_is_staged() {
         &stranger,
         &guest::manifest(TARGET, EVENTS, &IDLE),
         3,
-        probe_wasm(),
+        guest::device_probe(),
         None,
     );
     refused(&unsigned, 1, 422, "package refused");

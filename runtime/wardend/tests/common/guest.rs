@@ -35,6 +35,21 @@ pub fn wasm(name: &str, env: &str) -> Vec<u8> {
     std::fs::read(&wasm).unwrap()
 }
 
+/// The device-probe component (`sample-apps/device-probe`), built once per test binary.
+pub fn device_probe() -> &'static [u8] {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| wasm("device-probe", "WARDEN_DEVICE_PROBE"))
+}
+
+/// The app's state as `GET /apps/{id}` shows it (`running`, `stopped`, …; empty if none).
+pub fn state(d: &Daemon, id: &str) -> String {
+    let (_, app) = d.call("GET", &format!("/apps/{id}"), b"");
+    app["status"]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A manifest for a probe (its code packed as `bin/app.wasm`) with `capabilities` and the
 /// steps to run as its arguments.
 pub fn manifest(id: &str, capabilities: &str, steps: &[&str]) -> String {

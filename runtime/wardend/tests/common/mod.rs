@@ -66,18 +66,21 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
+    fixture_with_keys(&[])
+}
+
+/// [`fixture`] whose trust store also lists `extra` keys (public key, role, label).
+pub fn fixture_with_keys(extra: &[(&PrivateKey, KeyRole, &str)]) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = PrivateKey::generate().unwrap();
     let app_key = PrivateKey::generate().unwrap();
-    let trust = TrustStore::init(&root, "test root").unwrap();
-    let trust = TrustStore::add_key(
-        trust.as_bytes(),
-        &root,
-        app_key.public_key(),
-        KeyRole::App,
-        "app",
-    )
-    .unwrap();
+    let mut trust = TrustStore::init(&root, "test root").unwrap();
+    for (key, role, label) in std::iter::once((&app_key, KeyRole::App, "app"))
+        .chain(extra.iter().map(|(key, role, label)| (*key, *role, *label)))
+    {
+        trust =
+            TrustStore::add_key(trust.as_bytes(), &root, key.public_key(), role, label).unwrap();
+    }
     let trust_path = tmp.path().join("trust.json");
     std::fs::write(&trust_path, trust).unwrap();
     let board = repo().join("buildroot-overlay/board/warden-sim/board.json");

@@ -3,13 +3,10 @@
 
 use warden_policy::keys::{KeyRole, PrivateKey};
 use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
-use warden_policy::trust::TrustStore;
-use wardend::device::DeviceConfig;
-use wardend::state::StateDir;
 
 use std::path::PathBuf;
 
-use super::{FakeCompiler, Fixture, repo};
+use super::{Fixture, fixture_with_keys, repo};
 
 // xtask's build of the firmware samples (std and anyhow only), used when `cargo xtask test`
 // did not hand their paths over.
@@ -61,44 +58,9 @@ pub struct RtFixture {
 
 /// [`super::fixture`], with an `rtcore` signing key in the trust store too.
 pub fn rt_fixture() -> RtFixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = PrivateKey::generate().unwrap();
-    let app_key = PrivateKey::generate().unwrap();
     let rt_key = PrivateKey::generate().unwrap();
-    let trust = TrustStore::init(&root, "test root").unwrap();
-    let trust = TrustStore::add_key(
-        trust.as_bytes(),
-        &root,
-        app_key.public_key(),
-        KeyRole::App,
-        "app",
-    )
-    .unwrap();
-    let trust = TrustStore::add_key(
-        trust.as_bytes(),
-        &root,
-        rt_key.public_key(),
-        KeyRole::Rtcore,
-        "real-time firmware",
-    )
-    .unwrap();
-    let trust_path = tmp.path().join("trust.json");
-    std::fs::write(&trust_path, trust).unwrap();
-    let board = repo().join("buildroot-overlay/board/warden-sim/board.json");
-    let device = DeviceConfig::load(&board, &trust_path, None, None).unwrap();
-    let state_path = tmp.path().join("state");
-    let state = StateDir::open(&state_path).unwrap();
-    RtFixture {
-        f: Fixture {
-            tmp,
-            state_path,
-            state,
-            device,
-            app_key,
-            compiler: FakeCompiler::new(),
-        },
-        rt_key,
-    }
+    let f = fixture_with_keys(&[(&rt_key, KeyRole::Rtcore, "real-time firmware")]);
+    RtFixture { f, rt_key }
 }
 
 /// A `RealTimeCapable` manifest whose entry is `/bin/fw.elf`; `caps` is the inside of
