@@ -42,7 +42,8 @@ pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut Devices,
 ) -> wasmtime::Result<()> {
-    App::add_to_linker::<T, HasSelf<Devices>>(linker, get)
+    App::add_to_linker::<T, HasSelf<Devices>>(linker, get)?;
+    crate::uart::link_write_in_place(linker, get)
 }
 
 /// What the opener granted, ready for the resource that takes it.

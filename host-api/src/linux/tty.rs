@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::event::PollFlags;
@@ -12,28 +13,39 @@ use super::wait_for;
 
 #[derive(Debug)]
 pub(crate) struct Tty {
-    fd: OwnedFd,
+    /// Shared so a write can use it while the app's memory is borrowed (`uart`).
+    fd: Arc<OwnedFd>,
+}
+
+/// Writes all of `data` to `fd`, waiting for room if the tty is non-blocking.
+pub(crate) fn write_all_to(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                wait_for(fd.as_fd(), PollFlags::OUT, None)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 impl Tty {
     pub(crate) fn new(fd: OwnedFd) -> Tty {
-        Tty { fd }
+        Tty { fd: Arc::new(fd) }
+    }
+
+    /// The descriptor, shared.
+    pub(crate) fn shared_fd(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.fd)
     }
 
     /// Writes all of `data`, waiting for room if the tty is non-blocking.
-    pub(crate) fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            match rustix::io::write(&self.fd, data) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => data = data.get(n..).unwrap_or_default(),
-                Err(rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::AGAIN) => {
-                    wait_for(self.fd.as_fd(), PollFlags::OUT, None)?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        write_all_to(&self.fd, data)
     }
 
     /// What arrived, at most `max` bytes, waiting until `deadline` for the first; empty if
