@@ -89,18 +89,19 @@ pub(crate) fn link_write_in_place<T: 'static>(
                 move |mut store: StoreContextMut<'_, T>,
                       (port, data): (Resource<Port>, WasmList<u8>)| {
                     // The descriptor (shared, so the borrow of the store ends here) ...
-                    let held = get(store.data_mut())
-                        .held(&port)
-                        .map(|p| (p.tty.shared_fd(), p.label.clone()));
-                    let result = match held {
-                        Err(e) => Err(e),
-                        // ... and the bytes, read where the app keeps them.
-                        Ok((fd, label)) => crate::linux::tty::write_all_to(
-                            &fd,
-                            data.as_le_slice(&store),
-                        )
-                        .map_err(|e| error::from_os(&label, "writing", &e)),
+                    let fd = match get(store.data_mut()).held(&port) {
+                        Ok(p) => p.tty.shared_fd(),
+                        Err(e) => return Ok((Err(e),)),
                     };
+                    // ... and the bytes, read where the app keeps them.
+                    let written = crate::linux::tty::write_all_to(&fd, data.as_le_slice(&store));
+                    let result = written.map_err(|e| {
+                        let label = get(store.data_mut())
+                            .held(&port)
+                            .map(|p| p.label.clone())
+                            .unwrap_or_default();
+                        error::from_os(&label, "writing", &e)
+                    });
                     Ok((result,))
                 },
             )
