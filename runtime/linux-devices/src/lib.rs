@@ -21,6 +21,7 @@ mod gpio;
 mod i2c;
 mod iio;
 mod pwm;
+pub mod rpmsg;
 mod spi;
 mod sys;
 mod tty;
