@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -236,6 +236,12 @@ struct Shared {
     /// The inter-core bridge of each real-time app running on an emulated core, by its id
     /// (held alive by the run; gone when the run ends).
     bridges: Mutex<BTreeMap<String, Weak<Bridge>>>,
+    /// The rpmsg endpoints each app's channels on remoteproc cores made (a second descriptor
+    /// of each), destroyed when that app's worker ends: the kernel keeps an endpoint's device
+    /// until it is destroyed or the core stops.
+    endpoints: Mutex<BTreeMap<String, Vec<OwnedFd>>>,
+    /// The next A7-side endpoint address of an rpmsg channel.
+    next_endpoint: std::sync::atomic::AtomicU32,
     policy: RestartPolicy,
     started: Instant,
     /// Installs and uninstalls run one at a time.
@@ -340,6 +346,10 @@ impl Supervisor {
                 launcher,
                 cores,
                 bridges: Mutex::new(BTreeMap::new()),
+                endpoints: Mutex::new(BTreeMap::new()),
+                next_endpoint: std::sync::atomic::AtomicU32::new(
+                    crate::intercore::FIRST_CHANNEL_ADDRESS,
+                ),
                 policy,
                 started: Instant::now(),
                 install_lock: Mutex::new(()),
@@ -658,6 +668,7 @@ impl Supervisor {
                     worker.wait()
                 }
             };
+            self.destroy_endpoints(id);
             let Some(wait) = self.after_end(id, generation, end, began.elapsed()) else {
                 return;
             };
@@ -917,27 +928,51 @@ impl Supervisor {
         let bridge = lock(&self.shared.bridges)
             .get(&peer)
             .and_then(Weak::upgrade);
-        match bridge {
-            Some(bridge) => bridge.open(),
-            None => {
-                let core = lock(&self.shared.index)
-                    .apps
-                    .get(&peer)
-                    .and_then(|e| e.firmware.as_ref())
-                    .map(|f| f.core.clone());
-                let on_remoteproc = self.shared.device.board.real_time_cores.iter().any(|c| {
-                    Some(&c.name) == core.as_ref()
-                        && matches!(c.backing, warden_policy::board::CoreBacking::Remoteproc(_))
-                });
-                Err(Denial::Io(if on_remoteproc {
-                    format!(
-                        "channels to `{peer}` need rpmsg endpoints, which Warden does not open on \
-                         Linux boards yet"
-                    )
-                } else {
-                    format!("the real-time app `{peer}` is not running")
-                }))
+        if let Some(bridge) = bridge {
+            return bridge.open();
+        }
+        let running = matches!(
+            lock(&self.shared.slots).get(&peer).map(|s| &s.status),
+            Some(Status::Running { .. })
+        );
+        let backend = lock(&self.shared.index)
+            .apps
+            .get(&peer)
+            .and_then(|e| e.firmware.as_ref())
+            .and_then(|f| self.shared.cores.get(&f.core).cloned());
+        let (true, Some(backend)) = (running, backend) else {
+            return Err(Denial::Io(format!(
+                "the real-time app `{peer}` is not running"
+            )));
+        };
+        let src = self
+            .shared
+            .next_endpoint
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match backend.open_channel(src) {
+            None => Err(Denial::Io(format!(
+                "the real-time app `{peer}` is not running"
+            ))),
+            Some(Err(denial)) => Err(denial),
+            Some(Ok(endpoint)) => {
+                let kept = endpoint.try_clone().map_err(|e| {
+                    Denial::Io(format!("cannot keep the rpmsg endpoint's descriptor: {e}"))
+                })?;
+                lock(&self.shared.endpoints)
+                    .entry(app.to_owned())
+                    .or_default()
+                    .push(kept);
+                Ok(endpoint)
             }
+        }
+    }
+
+    /// Destroys the rpmsg endpoints `app`'s channels made (its worker ended).
+    fn destroy_endpoints(&self, app: &str) {
+        let endpoints = lock(&self.shared.endpoints).remove(app).unwrap_or_default();
+        for endpoint in endpoints {
+            // An endpoint the core already dropped (it stopped) is gone either way.
+            let _ = warden_linux_devices::rpmsg::destroy_endpoint(endpoint.as_fd());
         }
     }
 

@@ -113,6 +113,18 @@ pub trait CoreBackend: Send + Sync + std::fmt::Debug {
     /// messages go through rpmsg devices instead.
     fn serial(&self) -> Option<UnixStream>;
 
+    /// A message channel to the running firmware's inter-core service, with this side's
+    /// endpoint address `src`: an rpmsg endpoint on a remoteproc core. `None` where the core
+    /// has no such thing (an emulated core, whose channels the supervisor bridges over its
+    /// serial line instead).
+    fn open_channel(
+        &self,
+        src: u32,
+    ) -> Option<Result<std::os::fd::OwnedFd, warden_ipc::broker::Denial>> {
+        let _ = src;
+        None
+    }
+
     /// Removes what [`CoreBackend::load_and_start`] left outside the device state for
     /// `content_name` (the copy in the firmware directory), at uninstall or after an update.
     fn remove_firmware(&self, content_name: &str) -> Result<(), CoreError>;

@@ -18,6 +18,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+use warden_ipc::broker::Denial;
+use warden_ipc::intercore::FIRMWARE_ENDPOINT;
 
 use sha2::{Digest, Sha256};
 
@@ -114,6 +116,69 @@ impl RemoteprocCore {
             wake: Condvar::new(),
             ops: Mutex::new(()),
         }
+    }
+
+    /// The sysfs root this instance lives under (`<root>/class/remoteproc/<instance>`).
+    fn sysfs_root(&self) -> Option<&Path> {
+        self.dir.parent()?.parent()?.parent()
+    }
+
+    /// The rpmsg control device of this instance (`rpmsg_ctrlN`): the only one under it.
+    pub fn rpmsg_ctrl(&self) -> Result<String, Denial> {
+        let not_running = |why: String| {
+            Denial::Io(format!(
+                "core `{}`: no rpmsg control device ({why}); is its firmware running with an \
+                 rpmsg vdev?",
+                self.core
+            ))
+        };
+        let sysfs = self
+            .sysfs_root()
+            .ok_or_else(|| not_running(format!("{} has no sysfs root", self.dir.display())))?;
+        let class = sysfs.join("class/rpmsg");
+        let instance = std::fs::canonicalize(&self.dir)
+            .map_err(|e| not_running(format!("{}: {e}", self.dir.display())))?;
+        let entries = std::fs::read_dir(&class)
+            .map_err(|e| not_running(format!("{}: {e}", class.display())))?;
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let real = std::fs::canonicalize(e.path()).ok()?;
+                (name.starts_with("rpmsg_ctrl") && real.starts_with(&instance)).then_some(name)
+            })
+            .collect();
+        found.sort();
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(not_running(format!(
+                "none in {} belongs to {}",
+                class.display(),
+                self.dir.display()
+            ))),
+            several => Err(Denial::Io(format!(
+                "core `{}`: several rpmsg control devices ({}) belong to {}",
+                self.core,
+                several.join(", "),
+                self.dir.display()
+            ))),
+        }
+    }
+
+    fn rpmsg_endpoint(&self, src: u32) -> Result<std::os::fd::OwnedFd, Denial> {
+        let ctrl = self.rpmsg_ctrl()?;
+        let sysfs = self
+            .sysfs_root()
+            .ok_or_else(|| Denial::Io(format!("{} has no sysfs root", self.dir.display())))?;
+        warden_linux_devices::rpmsg::create_endpoint(
+            Path::new("/dev"),
+            sysfs,
+            &ctrl,
+            "warden-intercore",
+            src,
+            FIRMWARE_ENDPOINT,
+        )
+        .map_err(Denial::from)
     }
 
     /// Reads `state` this often instead of every [`POLL`] (tests).
@@ -246,6 +311,13 @@ impl RemoteprocCore {
 }
 
 impl CoreBackend for RemoteprocCore {
+    /// An rpmsg endpoint (`warden-intercore`, `src` → the firmware's [`FIRMWARE_ENDPOINT`])
+    /// made through the rpmsg control device of this remoteproc instance: the one
+    /// `class/rpmsg/rpmsg_ctrl*` whose device lies under this instance's.
+    fn open_channel(&self, src: u32) -> Option<Result<std::os::fd::OwnedFd, Denial>> {
+        Some(self.rpmsg_endpoint(src))
+    }
+
     fn core(&self) -> &str {
         &self.core
     }
@@ -350,6 +422,55 @@ mod tests {
 
     use super::*;
     use crate::rtcore::content_name;
+
+    /// A sysfs tree as the kernel lays it out: the class entries are links into the device
+    /// tree, and an instance's rpmsg control device sits below it.
+    fn rpmsg_tree(root: &Path) -> RemoteprocCore {
+        let devices = root.join("devices/platform/mcu");
+        for n in 0..2 {
+            let rproc = devices.join(format!("remoteproc/remoteproc{n}"));
+            let ctrl = rproc.join(format!(
+                "remoteproc{n}#vdev0buffer/virtio{n}/virtio{n}.rpmsg_ctrl.0.0/rpmsg/rpmsg_ctrl{n}"
+            ));
+            std::fs::create_dir_all(&ctrl).unwrap();
+            std::fs::create_dir_all(root.join("class/remoteproc")).unwrap();
+            std::fs::create_dir_all(root.join("class/rpmsg")).unwrap();
+            std::os::unix::fs::symlink(
+                &rproc,
+                root.join(format!("class/remoteproc/remoteproc{n}")),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink(&ctrl, root.join(format!("class/rpmsg/rpmsg_ctrl{n}")))
+                .unwrap();
+        }
+        RemoteprocCore::new(
+            "m4-1",
+            &root.join("class/remoteproc"),
+            &root.join("firmware"),
+            "remoteproc1",
+            Arc::new(RealSysfs),
+        )
+    }
+
+    #[test]
+    fn the_rpmsg_control_device_is_the_one_below_this_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = rpmsg_tree(dir.path());
+        assert_eq!(core.rpmsg_ctrl().unwrap(), "rpmsg_ctrl1");
+        // A channel asks the kernel through it: here there is no /dev/rpmsg_ctrl1, so the
+        // answer names it.
+        match core.open_channel(0x1000) {
+            Some(Err(Denial::Io(m))) => assert!(m.contains("/dev/rpmsg_ctrl1"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Its firmware not running (no control device): said so.
+        std::fs::remove_file(dir.path().join("class/rpmsg/rpmsg_ctrl1")).unwrap();
+        let denial = core.rpmsg_ctrl().unwrap_err();
+        assert!(
+            matches!(&denial, Denial::Io(m) if m.contains("no rpmsg control device")),
+            "{denial:?}"
+        );
+    }
 
     /// One access to the tree, relative to its root.
     #[derive(Clone, Debug, PartialEq, Eq)]
