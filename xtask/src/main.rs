@@ -6,7 +6,8 @@
 //! - `cargo xtask test` — everything CI checks: formatting, clippy, every test, the demo, and a
 //!   short fuzzing pass. Installs what a fresh machine lacks first.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run fuzz targets for a bounded time.
-//! - `cargo xtask bench [package|runtime|devices|network]` — measure and write `docs/benchmarks.md`.
+//! - `cargo xtask bench [package|runtime|devices|network|intercore]` — measure and write
+//!   `docs/benchmarks.md`.
 //! - `cargo xtask cross` — build `wardend` and the Pulley worker for armv7 and run precompiled
 //!   samples with it under qemu-arm (also part of `test`).
 //! - `cargo xtask firmware` — build the real-time firmware samples (`sample-apps/rt-echo-*`)
@@ -19,6 +20,7 @@
 
 mod bench;
 mod bench_devices;
+mod bench_intercore;
 mod bench_network;
 mod bench_runtime;
 mod cross;
@@ -56,20 +58,25 @@ fn main() -> Result<()> {
                     bench::run(&root)?;
                     bench_runtime::run(&root)?;
                     bench_devices::run(&root)?;
-                    bench_network::run(&root)
+                    bench_network::run(&root)?;
+                    bench_intercore::run(&root)
                 }
                 Some("package") => bench::run(&root),
                 Some("runtime") => bench_runtime::run(&root),
                 Some("devices") => bench_devices::run(&root),
                 Some("network") => bench_network::run(&root),
+                Some("intercore") => bench_intercore::run(&root),
                 Some(other) => {
-                    bail!("unknown benchmark {other:?}: package, runtime, devices or network")
+                    bail!(
+                        "unknown benchmark {other:?}: package, runtime, devices, network or \
+                         intercore"
+                    )
                 }
             }
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  firmware             build the real-time firmware samples into target/firmware"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  firmware             build the real-time firmware samples into target/firmware"
             );
             bail!("no command given")
         }
