@@ -13,7 +13,6 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,10 +23,7 @@ use warden_ipc::intercore::{
 use warden_policy::ids::ComponentId;
 use warden_policy::manifest::{ApplicationType, Manifest};
 
-// xtask's build of the samples (std and anyhow only), so a plain `cargo test` builds them the
-// way `cargo xtask test` does.
-#[path = "../../../xtask/src/firmware.rs"]
-mod xtask_firmware;
+mod common;
 
 /// How long any one expected frame may take: generous, as CI shares its two cores; a working
 /// firmware answers in milliseconds.
@@ -41,7 +37,7 @@ const OTHER_CHANNEL: u32 = 0x1001;
 const A7_SAMPLE: &str = "7c0d1e2f-3a4b-4c5d-8e6f-708192a3b4c5";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    common::repo()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -59,29 +55,10 @@ impl Sample {
     }
 
     fn elf(self) -> PathBuf {
-        let var = match self {
-            Sample::C => "WARDEN_RT_ECHO_C",
-            Sample::Rust => "WARDEN_RT_ECHO_RUST",
-        };
-        if let Some(path) = std::env::var_os(var) {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "{var}={} is not a file (a relative path is taken from {})",
-                path.display(),
-                std::env::current_dir().unwrap().display()
-            );
-            return path;
-        }
-        static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-        let (c, rust) = BUILT.get_or_init(|| {
-            xtask_firmware::build_firmware(&root()).unwrap_or_else(|e| {
-                panic!("{var} is not set and the firmware samples could not be built: {e:#}")
-            })
-        });
+        let [(_, c), (_, rust)] = common::rtcore::firmware_samples();
         match self {
-            Sample::C => c.clone(),
-            Sample::Rust => rust.clone(),
+            Sample::C => c,
+            Sample::Rust => rust,
         }
     }
 }

@@ -15,18 +15,37 @@ use super::{Fixture, fixture_with_keys, repo};
 mod xtask_firmware;
 
 /// The firmware samples (`sample-apps/rt-echo-c`, `sample-apps/rt-echo-rust`) by name:
-/// `WARDEN_RT_ECHO_C` and `WARDEN_RT_ECHO_RUST`, or built here by xtask's own build code (a
-/// missing toolchain fails the test, never skips it).
+/// `WARDEN_RT_ECHO_C` and `WARDEN_RT_ECHO_RUST`, or built here (once per test binary) by
+/// xtask's own build code (a missing toolchain fails the test, never skips it).
 pub fn firmware_samples() -> [(&'static str, PathBuf); 2] {
-    let from_env = |var: &str| std::env::var_os(var).map(PathBuf::from);
+    let from_env = |var: &str| {
+        std::env::var_os(var).map(|path| {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "{var}={} is not a file (a relative path is taken from {})",
+                path.display(),
+                std::env::current_dir().unwrap().display()
+            );
+            path
+        })
+    };
+    static BUILT: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
     let (c, rust) = match (
         from_env("WARDEN_RT_ECHO_C"),
         from_env("WARDEN_RT_ECHO_RUST"),
     ) {
         (Some(c), Some(rust)) => (c, rust),
-        _ => xtask_firmware::build_firmware(&repo()).unwrap_or_else(|e| {
-            panic!("WARDEN_RT_ECHO_C/_RUST are not set and the samples could not be built: {e:#}")
-        }),
+        _ => BUILT
+            .get_or_init(|| {
+                xtask_firmware::build_firmware(&repo()).unwrap_or_else(|e| {
+                    panic!(
+                        "WARDEN_RT_ECHO_C/_RUST are not set and the samples could not be \
+                         built: {e:#}"
+                    )
+                })
+            })
+            .clone(),
     };
     [("rt-echo-c", c), ("rt-echo-rust", rust)]
 }
