@@ -372,6 +372,20 @@ fn render(repo_root: &Path, rows: &[Row]) -> Result<String> {
     Ok(s)
 }
 
+/// The 1-minute load average (the first field of `/proc/loadavg`), to say how quiet the machine
+/// was around a measurement.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// How a target reads in the docs.
+pub(crate) fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,7 +179,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         "\n==> measure: {ROUNDS} rounds (after a warm-up) of {GPIO_CALLS} GPIO sets and \
          {UART_MIB} MiB of UART writes per loop, API and raw alternating"
     );
-    let load_before = load_average();
+    let load_before = crate::bench::load_average();
     let out = Command::new(&example)
         .arg(&guest)
         .arg(&board)
@@ -193,21 +193,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         bail!("device_bench failed ({})", out.status);
     }
     let mut measured = parse(&String::from_utf8_lossy(&out.stdout))?;
-    measured.load = (load_before, load_average());
+    measured.load = (load_before, crate::bench::load_average());
     measured.guest_bytes = std::fs::metadata(&guest)
         .with_context(|| format!("cannot stat {}", guest.display()))?
         .len();
     let section = render(&measured)?;
     println!("\n{section}");
     crate::bench::write_section(root, START, END, &section)
-}
-
-/// The 1-minute load average (the first field of `/proc/loadavg`).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Reads `sample CASE api|raw CALLS BYTES WALL_NS CPU_NS` and `note UART key=value ...` lines.
@@ -274,10 +266,6 @@ fn percent(s: Spread) -> String {
         s.p10 * 100.0,
         s.p90 * 100.0
     )
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "**not met**" }
 }
 
 /// The UART cases, in table order.
@@ -466,12 +454,12 @@ fn render(m: &Measured) -> Result<String> {
             .map(|(what, time, cpu)| format!(
                 "{what} {:.2}× ({}; CPU {:.2}×)",
                 time.median,
-                met(time.median <= TARGET_CALL_RATIO),
+                crate::bench::met(time.median <= TARGET_CALL_RATIO),
                 cpu.median
             ))
             .collect::<Vec<_>>()
             .join("; "),
-        met(all_met)
+        crate::bench::met(all_met)
     )?;
     if let Some(null) = null_cpu {
         // Reader wake-ups per 1000 writes, through the API and raw.
@@ -508,7 +496,7 @@ fn render(m: &Measured) -> Result<String> {
              (4096-byte writes, `SIM_ISU0_UART`): {:.0} % ({}).",
             TARGET_THROUGHPUT_SHARE * 100.0,
             share.median * 100.0,
-            met(share.median >= TARGET_THROUGHPUT_SHARE)
+            crate::bench::met(share.median >= TARGET_THROUGHPUT_SHARE)
         )?;
     }
     writeln!(

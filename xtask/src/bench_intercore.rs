@@ -143,7 +143,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
          {} + {} messages (16 and 496 bytes) on each path",
         TRIPS[0], TRIPS[1], BURST[0], BURST[1]
     );
-    let load_before = load_average();
+    let load_before = crate::bench::load_average();
     let out = Command::new(&example)
         .arg(&firmware)
         .args(["--rounds", &ROUNDS.to_string()])
@@ -161,18 +161,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         );
     }
     let mut measured = parse(&String::from_utf8_lossy(&out.stdout))?;
-    measured.load = (load_before, load_average());
+    measured.load = (load_before, crate::bench::load_average());
     let section = render(&measured)?;
     println!("\n{section}");
     crate::bench::write_section(root, START, END, &section)
-}
-
-/// The 1-minute load average (the first field of `/proc/loadavg`).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Reads the example's `latency`, `burst`, `cpu` and `note` lines.
@@ -256,10 +248,6 @@ fn rate(s: Spread, factor: f64) -> String {
 
 fn times(s: Spread) -> String {
     format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max)
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "**not met**" }
 }
 
 /// CPU µs per message of a path: the measuring thread's, and the bridge thread's.
@@ -464,10 +452,10 @@ fn render(m: &Measured) -> Result<String> {
          {pty_small:.1} µs.",
         (TARGET_RATIO - 1.0) * 100.0,
         latency_ratio[0].median,
-        met(latency_ratio[0].median <= TARGET_RATIO),
+        crate::bench::met(latency_ratio[0].median <= TARGET_RATIO),
         latency_ratio[1].median,
-        met(latency_ratio[1].median <= TARGET_RATIO),
-        met(all_met),
+        crate::bench::met(latency_ratio[1].median <= TARGET_RATIO),
+        crate::bench::met(all_met),
         added(small)?,
         added(large)?,
     )?;

@@ -423,10 +423,6 @@ fn mib(kib: u64) -> String {
     format!("{:.2} MiB", kib as f64 / 1024.0)
 }
 
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "**not met**" }
-}
-
 fn render(m: &Measured) -> Result<String> {
     let (model, cores, _) = crate::bench::cpu();
     let date = crate::bench::first_line("date", &["-u", "+%Y-%m-%d"]);
@@ -562,31 +558,31 @@ fn render(m: &Measured) -> Result<String> {
          ({}).",
         ms(m.warden.median),
         ms(m.wasmtime.median),
-        met(m.warden.median <= m.wasmtime.median)
+        crate::bench::met(m.warden.median <= m.wasmtime.median)
     )?;
     writeln!(
         s,
         "- Target: idle worker USS ≤ 1 MiB: at most {} ({}).",
         mib(worst),
-        met(worst <= 1024)
+        crate::bench::met(worst <= 1024)
     )?;
     writeln!(
         s,
         "- Target: supervisor RSS ≤ 8 MiB: {} after the cycles ({}).",
         mib(m.supervisor_after.rss_kib),
-        met(m.supervisor_after.rss_kib.max(m.supervisor_before.rss_kib) <= 8 * 1024)
+        crate::bench::met(m.supervisor_after.rss_kib.max(m.supervisor_before.rss_kib) <= 8 * 1024)
     )?;
     writeln!(
         s,
         "- Target: zero descriptors leaked after {CYCLES} cycles: {} ({}).",
         m.supervisor_after.fds as i64 - m.supervisor_before.fds as i64,
-        met(m.supervisor_after.fds <= m.supervisor_before.fds)
+        crate::bench::met(m.supervisor_after.fds <= m.supervisor_before.fds)
     )?;
     writeln!(
         s,
         "- Target: an app worker's steady-state allow-list ≤ 16 syscalls: {} ({}).",
         m.worker_syscalls,
-        met(m.worker_syscalls <= 16)
+        crate::bench::met(m.worker_syscalls <= 16)
     )?;
     write!(s, "{END}")?;
     Ok(s)
