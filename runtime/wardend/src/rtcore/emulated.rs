@@ -26,7 +26,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use warden_sandbox::{SandboxChild, SpawnRequest, WorkerExit};
 
-use super::{CoreBackend, CoreEnd, CoreError, Run};
+use super::{CoreBackend, CoreEnd, CoreError, Run, Runs};
 
 /// The arguments QEMU runs `firmware` with on `machine`: no display, no monitor, semihosting
 /// (so a firmware can end the emulator with a status), the first UART on descriptor 3, no
@@ -62,29 +62,13 @@ struct Active {
     serial: UnixStream,
 }
 
-#[derive(Debug, Default)]
-struct Runs {
-    next: u64,
-    active: Option<Active>,
-    ended: Option<(Run, CoreEnd)>,
-}
-
-impl Runs {
-    fn end_of(&self, run: Run) -> CoreEnd {
-        match &self.ended {
-            Some((r, end)) if *r == run => end.clone(),
-            _ => CoreEnd::Stopped,
-        }
-    }
-}
-
 /// A QEMU machine as a real-time core.
 #[derive(Debug)]
 pub struct EmulatedCore {
     core: String,
     machine: String,
     qemu: PathBuf,
-    runs: Mutex<Runs>,
+    runs: Mutex<Runs<Active>>,
     /// Loads and stops run one at a time.
     ops: Mutex<()>,
 }

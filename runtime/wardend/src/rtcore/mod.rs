@@ -130,6 +130,35 @@ pub trait CoreBackend: Send + Sync + std::fmt::Debug {
     fn remove_firmware(&self, content_name: &str) -> Result<(), CoreError>;
 }
 
+/// A backend's runs: the number of the next, the one the supervisor started and has not
+/// stopped (`A`: what the backend keeps of it), and how the latest one ended.
+#[derive(Debug)]
+struct Runs<A> {
+    next: u64,
+    active: Option<A>,
+    ended: Option<(Run, CoreEnd)>,
+}
+
+impl<A> Default for Runs<A> {
+    fn default() -> Self {
+        Runs {
+            next: 0,
+            active: None,
+            ended: None,
+        }
+    }
+}
+
+impl<A> Runs<A> {
+    /// How `run` ended: as recorded, or stopped (a run that a later start replaced).
+    fn end_of(&self, run: Run) -> CoreEnd {
+        match &self.ended {
+            Some((r, end)) if *r == run => end.clone(),
+            _ => CoreEnd::Stopped,
+        }
+    }
+}
+
 /// The content-addressed name a firmware is loaded under: `warden-<first 16 hex digits of its
 /// SHA-256>.elf`.
 pub fn content_name(sha256_hex: &str) -> String {

@@ -23,7 +23,7 @@ use warden_ipc::intercore::FIRMWARE_ENDPOINT;
 
 use sha2::{Digest, Sha256};
 
-use super::{CoreBackend, CoreEnd, CoreError, Run};
+use super::{CoreBackend, CoreEnd, CoreError, Run, Runs};
 
 /// How often a running core's `state` is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -61,24 +61,6 @@ impl Sysfs for RealSysfs {
     }
 }
 
-#[derive(Debug, Default)]
-struct Runs {
-    next: u64,
-    /// The run the supervisor started and has not stopped.
-    active: Option<Run>,
-    /// How the latest run ended.
-    ended: Option<(Run, CoreEnd)>,
-}
-
-impl Runs {
-    fn end_of(&self, run: Run) -> CoreEnd {
-        match &self.ended {
-            Some((r, end)) if *r == run => end.clone(),
-            _ => CoreEnd::Stopped,
-        }
-    }
-}
-
 /// A remoteproc instance (`<root>/<instance>/{firmware,state}`).
 #[derive(Debug)]
 pub struct RemoteprocCore {
@@ -88,7 +70,7 @@ pub struct RemoteprocCore {
     firmware_dir: PathBuf,
     sysfs: Arc<dyn Sysfs>,
     poll: Duration,
-    runs: Mutex<Runs>,
+    runs: Mutex<Runs<Run>>,
     wake: Condvar,
     /// Loads and stops run one at a time.
     ops: Mutex<()>,
