@@ -189,12 +189,47 @@ pub(crate) struct UnlockArgs {
 
 #[derive(Debug, Subcommand)]
 enum AppCommand {
+    /// Create a new app project: sources in the chosen language and its app_manifest.json.
+    New(AppNewArgs),
+    /// Build an app project (Rust, C, Python, JavaScript or AssemblyScript) into WebAssembly.
+    Build(AppBuildArgs),
     /// Build and sign an app package from a manifest and a WebAssembly component or module.
     Pack(AppPackArgs),
     /// Show a package's header. Without --trust the signature is NOT verified.
     Inspect(InspectArgs),
     /// Verify a package against a trust file: signer, signature, header, every payload.
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AppNewArgs {
+    /// The app's name: also its directory, package and output name (lower-case letters,
+    /// digits and dashes, starting with a letter).
+    pub(crate) name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    pub(crate) lang: crate::build::Language,
+    /// The directory to create it in (default: the current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// The SDK directory (default: $WARDEN_SDK, else the checkout's target/sdk beside this
+    /// binary).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) sdk: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AppBuildArgs {
+    /// The app project: a directory with app_manifest.json and the app's sources.
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// Where to write the WebAssembly (default: DIR/build/<file name of EntryPoint>).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// The SDK directory (default: $WARDEN_SDK, else the checkout's target/sdk beside this
+    /// binary).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) sdk: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +341,10 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => crate::device_cmd::run(&cmd, &conn),
         Command::Sim { conn, cmd } => {
             crate::device_cmd::run(&crate::device_cmd::DeviceApiCommand::Sim(cmd), &conn)
+        }
+        Command::App(AppCommand::New(a)) => crate::new_cmd::new(&a),
+        Command::App(AppCommand::Build(a)) => {
+            crate::build::build(&a.dir, a.out.as_deref(), a.sdk.as_deref()).map(|_| ())
         }
         Command::App(AppCommand::Pack(a)) => package_cmd::pack_app(&a),
         Command::App(AppCommand::Inspect(a)) => package_cmd::inspect(&a, Kind::App),

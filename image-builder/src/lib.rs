@@ -6,12 +6,14 @@
 //! and everything it prints goes through [`output`].
 #![forbid(unsafe_code)]
 
+mod build;
 mod cli;
 pub mod client;
 mod device_cmd;
 mod files;
 mod hwdef_cmd;
 mod keys_cmd;
+mod new_cmd;
 mod output;
 mod package_cmd;
 mod trust_cmd;

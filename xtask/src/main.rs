@@ -29,6 +29,8 @@ mod device;
 mod firmware;
 mod fuzz;
 mod guests;
+mod samples;
+mod sdk;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("cross") => cross::run(&root, &args[1..]),
         Some("wit") => warden_wit::run(&root, &args[1..]),
+        Some("sdk") => sdk::run(&root, &args[1..]),
+        Some("samples") => samples::run(&root, &args[1..]),
         Some("firmware") => {
             setup::ensure_firmware_tools(&root)?;
             let (c, rust) = firmware::build_firmware(&root)?;

@@ -23,6 +23,7 @@ use wardend::supervisor::{End, LaunchSpec, Launcher, RunningWorker};
 pub mod daemon;
 pub mod guest;
 pub mod rtcore;
+pub mod samples;
 
 pub const COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00 a test component";
 

@@ -1,4 +1,4 @@
-//! Blink: the classic first Warden app.
+//! Blinky: the classic first Warden app (the same app in Python: `sample-apps/blinky-py`).
 //!
 //! It blinks `SAMPLE_LED`, changing state every 500 ms, and each press of `SAMPLE_BUTTON_1`
 //! switches to the next blink rate, as the Azure Sphere GPIO sample does.
@@ -10,41 +10,35 @@
 
 use std::process::ExitCode;
 
-use warden::device::gpio::{Edge, InputPin, Level, OutputPin};
-use warden::device::log::{Level as LogLevel, log};
-use warden::device::types::Error;
-
-// Rust bindings for the `warden:device` interfaces (host-api/wit/device.wit): each resource in
-// the WIT, such as `gpio.output-pin`, becomes a Rust type with the same methods.
-wit_bindgen::generate!({
-    path: "../../host-api/wit",
-    world: "warden:device/app",
-});
+// The Warden SDK (`host-api/sdk/rust`): each resource of the `warden:device` WIT, such as
+// `gpio.output-pin`, is a Rust type with the same methods.
+use warden_sdk::Error;
+use warden_sdk::gpio::{Edge, InputPin, Level, OutputPin};
+use warden_sdk::log;
 
 /// How long the LED stays on, then off, in milliseconds; each button press moves to the next.
 const BLINK_INTERVALS_MS: [u32; 3] = [500, 250, 125];
 
 /// The context every log line of this app carries.
-const LOG_CONTEXT: &str = "blink";
+const LOG_CONTEXT: &str = "blinky";
 
 fn main() -> ExitCode {
-    // `blink` only returns on an error: log it where the developer reads the app's log, and
+    // `blinky` only returns on an error: log it where the developer reads the app's log, and
     // exit non-zero so the device reports a failed app rather than a finished one.
-    let Err(error) = blink();
-    log(LogLevel::Error, LOG_CONTEXT, &format!("stopped: {error}"));
+    let Err(error) = blinky();
+    log::error(LOG_CONTEXT, &format!("stopped: {error}"));
     ExitCode::FAILURE
 }
 
 /// Blinks forever. It returns only if a device call fails: `Infallible` says there is no `Ok`.
-fn blink() -> Result<std::convert::Infallible, Error> {
+fn blinky() -> Result<std::convert::Infallible, Error> {
     // Start with the LED driven high: the LEDs of Azure Sphere boards light when driven low.
     let led = OutputPin::open("SAMPLE_LED", Level::High)?;
     // The buttons read high when idle and low while pressed.
     let button = InputPin::open("SAMPLE_BUTTON_1")?;
 
     let mut interval = 0;
-    log(
-        LogLevel::Info,
+    log::info(
         LOG_CONTEXT,
         "blinking SAMPLE_LED every 500 ms; press SAMPLE_BUTTON_1 to change the rate",
     );
@@ -62,7 +56,7 @@ fn blink() -> Result<std::convert::Infallible, Error> {
                 "SAMPLE_BUTTON_1 pressed: blinking every {} ms",
                 BLINK_INTERVALS_MS[interval]
             );
-            log(LogLevel::Info, LOG_CONTEXT, &message);
+            log::info(LOG_CONTEXT, &message);
         }
     }
 }
