@@ -15,7 +15,8 @@ use super::{Fixture, repo};
 pub fn wasm(name: &str) -> Vec<u8> {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if let Some(dir) = std::env::var_os("WARDEN_SAMPLES") {
-        let path = PathBuf::from(dir).join(format!("{name}.wasm"));
+        // A relative directory is taken from the repository root, as `cargo xtask` runs.
+        let path = repo().join(dir).join(format!("{name}.wasm"));
         return std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
     let repo = repo();
