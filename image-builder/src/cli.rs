@@ -193,6 +193,9 @@ enum AppCommand {
     New(AppNewArgs),
     /// Build an app project (Rust, C, Python, JavaScript or AssemblyScript) into WebAssembly.
     Build(AppBuildArgs),
+    /// Run an app project on the simulated board, in the full sandbox, with its log on the
+    /// terminal (needs root).
+    Run(AppRunArgs),
     /// Build and sign an app package from a manifest and a WebAssembly component or module.
     Pack(AppPackArgs),
     /// Show a package's header. Without --trust the signature is NOT verified.
@@ -226,6 +229,28 @@ pub(crate) struct AppBuildArgs {
     /// Where to write the WebAssembly (default: DIR/build/<file name of EntryPoint>).
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+    /// The SDK directory (default: $WARDEN_SDK, else the checkout's target/sdk beside this
+    /// binary).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) sdk: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AppRunArgs {
+    /// Run on the simulated board: build the app, start wardend on the simulated board in a
+    /// scratch directory, install it there and follow its log (required: on a device, use
+    /// `warden device sideload`).
+    #[arg(long)]
+    pub(crate) sim: bool,
+    /// The app project: a directory with app_manifest.json and the app's sources.
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// Stop after this many seconds (default: when the app exits, or Ctrl-C).
+    #[arg(long = "for", value_name = "SECONDS")]
+    pub(crate) seconds: Option<u64>,
+    /// The board file (default: the checkout's simulated board).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) board: Option<PathBuf>,
     /// The SDK directory (default: $WARDEN_SDK, else the checkout's target/sdk beside this
     /// binary).
     #[arg(long, value_name = "DIR")]
@@ -346,6 +371,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::App(AppCommand::Build(a)) => {
             crate::build::build(&a.dir, a.out.as_deref(), a.sdk.as_deref()).map(|_| ())
         }
+        Command::App(AppCommand::Run(a)) => crate::run_cmd::run(&a),
         Command::App(AppCommand::Pack(a)) => package_cmd::pack_app(&a),
         Command::App(AppCommand::Inspect(a)) => package_cmd::inspect(&a, Kind::App),
         Command::App(AppCommand::Verify(a)) => package_cmd::verify(&a, Kind::App),

@@ -16,6 +16,7 @@ mod keys_cmd;
 mod new_cmd;
 mod output;
 mod package_cmd;
+mod run_cmd;
 mod trust_cmd;
 
 use std::process::ExitCode;

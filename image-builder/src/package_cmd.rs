@@ -22,7 +22,7 @@ use crate::output;
 use crate::trust_cmd;
 
 /// A payload read from a file (opened twice by `pack`: to hash, then to copy).
-struct FilePayload(PathBuf);
+pub(crate) struct FilePayload(pub(crate) PathBuf);
 
 impl PayloadSource for FilePayload {
     fn open(&self) -> io::Result<Box<dyn Read + '_>> {

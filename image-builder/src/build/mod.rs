@@ -263,15 +263,23 @@ impl Sdk {
         self.dir("wit")
     }
 
-    /// The Warden checkout the SDK belongs to (`<checkout>/target/sdk`), for the Rust SDK
-    /// crate at `host-api/sdk/rust`.
-    pub(crate) fn rust_crate(&self) -> Result<PathBuf> {
-        let krate = self
-            .root
+    /// The Warden checkout the SDK belongs to (`<checkout>/target/sdk`).
+    pub(crate) fn checkout(&self) -> Result<PathBuf> {
+        self.root
             .parent()
             .and_then(Path::parent)
-            .map(|checkout| checkout.join("host-api/sdk/rust"))
-            .context("the SDK directory is not inside a Warden checkout")?;
+            .map(Path::to_path_buf)
+            .with_context(|| {
+                format!(
+                    "the SDK directory {} is not the target/sdk of a Warden checkout",
+                    self.root.display()
+                )
+            })
+    }
+
+    /// The Rust SDK crate, `host-api/sdk/rust` of the checkout.
+    pub(crate) fn rust_crate(&self) -> Result<PathBuf> {
+        let krate = self.checkout()?.join("host-api/sdk/rust");
         if !krate.join("Cargo.toml").is_file() {
             bail!(
                 "the Rust SDK crate is not at {} (the SDK directory {} should be the \

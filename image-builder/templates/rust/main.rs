@@ -11,8 +11,11 @@ use warden_sdk::log;
 fn main() -> Result<(), warden_sdk::Error> {
     let led = OutputPin::open("SAMPLE_LED", Level::High)?;
     for _ in 0..10 {
-        let level = led.toggle()?;
-        log::info("{{name}}", &format!("SAMPLE_LED is {level:?}"));
+        let level = match led.toggle()? {
+            Level::High => "high",
+            Level::Low => "low",
+        };
+        log::info("{{name}}", &format!("SAMPLE_LED is {level}"));
         std::thread::sleep(Duration::from_millis(250));
     }
     println!("{{name}}: done");
