@@ -162,7 +162,7 @@ pub(crate) fn ensure_cross_tools(root: &Path) -> Result<ArmToolchain> {
 }
 
 /// Installs Debian packages for files that are missing.
-fn ensure_files(files: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn ensure_files(files: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = files
         .iter()
         .filter(|(path, _)| !Path::new(path).exists())

@@ -1,13 +1,31 @@
-//! Building a c app (see the table in `mod.rs`).
+//! Building a C app: one clang-19 run compiles `src/*.c` with the SDK's generated bindings
+//! against wasi-libc and links them with `wasm-component-ld`, which wraps the core module in
+//! WASI 0.2's command adapter: a component exporting `wasi:cli/run`, whose `main()` is the app.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use super::{Progress, Project, Sdk};
+use super::{Progress, Project, Sdk, c_sources};
 
-/// The files `warden app new --lang ...` writes (see `Language::template`).
-pub(super) const TEMPLATE: &[(&str, &str)] = &[];
+/// The files `warden app new --lang c` writes (see `Language::template`).
+pub(super) const TEMPLATE: &[(&str, &str)] = &[
+    ("src/main.c", include_str!("../../templates/c/src/main.c")),
+    (".gitignore", include_str!("../../templates/c/gitignore")),
+    (
+        "app_manifest.json",
+        include_str!("../../templates/app_manifest.json"),
+    ),
+];
+
+/// The compiler: Debian's clang 19, the first whose driver runs `wasm-component-ld` itself
+/// (`-fuse-ld=`), passing it the `wasm-ld` to link the core module with.
+const CLANG: &str = "clang-19";
+
+/// The generated bindings in the SDK's `c/` (see [`Sdk`]).
+const BINDINGS_C: &str = "warden_device.c";
+const BINDINGS_TYPE: &str = "warden_device_component_type.o";
 
 /// Builds `project` into `out` (an absolute path whose directory exists).
 pub(super) fn build(
@@ -16,6 +34,70 @@ pub(super) fn build(
     out: &Path,
     progress: &mut Progress,
 ) -> Result<()> {
-    let _ = (project, sdk, out, progress);
-    bail!("building c apps is not implemented yet")
+    // Absolute, because clang takes a relative `-fuse-ld=` for a linker name, not a path.
+    let bindings = absolute(&sdk.dir("c")?)?;
+    for file in [BINDINGS_C, BINDINGS_TYPE, "warden_device.h"] {
+        if !bindings.join(file).is_file() {
+            bail!(
+                "the SDK's C bindings are incomplete ({} is missing): run `cargo xtask sdk` \
+                 in the Warden checkout",
+                bindings.join(file).display()
+            );
+        }
+    }
+    let linker = absolute(&sdk.dir("bin")?)?.join("wasm-component-ld");
+    if !linker.is_file() {
+        bail!(
+            "the SDK has no component linker ({} is missing): run `cargo xtask sdk` in the \
+             Warden checkout",
+            linker.display()
+        );
+    }
+    if !on_path(CLANG) {
+        bail!(
+            "{CLANG} is not installed (C apps are compiled with it and wasi-libc): run `cargo \
+             xtask sdk` in the Warden checkout, or `apt-get install --no-install-recommends \
+             clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32`"
+        );
+    }
+    let sources = c_sources(&project.dir)?;
+    let mut clang = Command::new(CLANG);
+    // Debian's wasi-libc is WASI preview 1 under the `wasm32-wasi` triple only;
+    // wasm-component-ld adapts it to WASI 0.2.
+    clang
+        .args(["--target=wasm32-wasi", "-O2", "-Wall", "-I"])
+        .arg(&bindings);
+    let include = project.dir.join("include");
+    if include.is_dir() {
+        clang.arg("-I").arg(&include);
+    }
+    clang
+        .args(&sources)
+        .arg(bindings.join(BINDINGS_C))
+        // The component type of the warden:device imports, which wasm-component-ld reads to
+        // give the component its typed imports.
+        .arg(bindings.join(BINDINGS_TYPE))
+        // clang passes wasm-component-ld its own wasm-ld already: naming it again is an error.
+        .arg(format!("-fuse-ld={}", linker.display()))
+        // No debug names: a device stores and compiles what it gets.
+        .arg("-s")
+        .arg("-o")
+        .arg(out);
+    progress.run(
+        &format!(
+            "{CLANG}: compile {} source file(s) and link a component",
+            sources.len()
+        ),
+        &mut clang,
+    )
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("{}", path.display()))
+}
+
+/// Whether `program` is an executable file in a `$PATH` directory.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
