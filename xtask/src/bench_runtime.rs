@@ -137,7 +137,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     crate::device::build_release(root)?;
     let run_only =
         crate::device::build_run_only_worker(root, &root.join("target/release/warden-worker"))?;
-    let hello = crate::demo::build_hello(root)?;
+    let hello = crate::guests::build_guest(root, "hello")?;
     // Freshly written binaries are dirty page cache; written back, they count as shared, clean
     // file pages and not as anybody's private memory.
     let _ = Command::new("sync").status();

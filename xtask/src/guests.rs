@@ -2,7 +2,6 @@
 //!
 //! - `device-probe` runs the device steps given as its arguments and prints one line per step,
 //!   so a test can check what the host grants, refuses and returns (syntax in its `main.rs`).
-//! - `blink` is the classic first app: it blinks `SAMPLE_LED` and reads `SAMPLE_BUTTON_1`.
 //! - `net-probe` runs network steps (`std::net`, so `wasi:sockets`) given as its arguments.
 //!
 //! Each is its own Cargo project (not a member of the host workspace) with a committed
@@ -18,16 +17,14 @@ use crate::{cargo, step};
 #[derive(Clone, Debug)]
 pub(crate) struct Guests {
     pub(crate) device_probe: PathBuf,
-    pub(crate) blink: PathBuf,
     pub(crate) net_probe: PathBuf,
 }
 
-/// Builds every guest (release, `wasm32-wasip2`, into `target/guests`, beside the hello sample)
+/// Builds every test guest (release, `wasm32-wasip2`, into `target/guests`)
 /// and returns their components.
 pub(crate) fn build_guests(root: &Path) -> Result<Guests> {
     Ok(Guests {
         device_probe: build_guest(root, "device-probe")?,
-        blink: build_guest(root, "blink")?,
         net_probe: build_guest(root, "net-probe")?,
     })
 }

@@ -80,7 +80,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job (pack, sign, verify, resolve a sample app)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  firmware             build the real-time firmware samples into target/firmware"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job: the sample fleet live on the simulated board (--once: headless check)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  sdk                  write the SDK (target/sdk): WIT tree, C bindings, Python and JS tools\n  samples [NAME...]    build the sample apps with `warden app build` into target/samples\n  firmware             build the real-time firmware samples into target/firmware"
             );
             bail!("no command given")
         }
@@ -110,6 +110,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     )?;
     // The guest components the device tests run (built before the tests that use them).
     let guests = guests::build_guests(root)?;
+    // Every sample app, built from source by `warden app build` (the SDK first).
+    samples::build(root, &samples::all())?;
     // The real-time firmware samples `wardend`'s rt_firmware test boots under qemu-system-arm.
     let (rt_echo_c, rt_echo_rust) = firmware::build_firmware(root)?;
     step(
@@ -130,6 +132,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             .env("WARDEN_NET_PROBE", &guests.net_probe)
             .env("WARDEN_RT_ECHO_C", &rt_echo_c)
             .env("WARDEN_RT_ECHO_RUST", &rt_echo_rust)
+            .env("WARDEN_SAMPLES", root.join(samples::OUT))
+            .env("WARDEN_SDK", root.join(sdk::DIR))
             .args(["test", "--workspace", "--locked"]),
     )?;
     // The end-to-end tests once more with the worker devices run apps in: built without the

@@ -23,10 +23,15 @@ pub(crate) const SAMPLES: &[(&str, &str)] = &[
 /// Where the built samples go, relative to the repository root.
 pub(crate) const OUT: &str = "target/samples";
 
+/// Every sample's name.
+pub(crate) fn all() -> Vec<&'static str> {
+    SAMPLES.iter().map(|(n, _)| *n).collect()
+}
+
 /// `cargo xtask samples [NAME...]`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
-        SAMPLES.iter().map(|(n, _)| *n).collect()
+        all()
     } else {
         args.iter().map(String::as_str).collect()
     };
