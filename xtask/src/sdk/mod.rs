@@ -17,6 +17,8 @@ pub(crate) const DIR: &str = "target/sdk";
 
 /// Makes (or brings up to date) the whole SDK and returns its directory.
 pub(crate) fn ensure(root: &Path) -> Result<PathBuf> {
+    // Rust apps build with the pinned toolchain's wasm32-wasip2 target.
+    crate::setup::ensure_rust_targets(root)?;
     let sdk = root.join(DIR);
     std::fs::create_dir_all(&sdk).with_context(|| format!("creating {}", sdk.display()))?;
     println!(
