@@ -26,11 +26,28 @@
 #define READ_TIMEOUT_MS 1000
 
 // Writes one line to the app's log on the device: "[<level>] uart-echo: <message>".
+//
+// A WIT `string` must be valid UTF-8 (the host refuses anything else, ending the app), but a
+// UART carries any byte. So every byte outside printable ASCII is logged as \xNN.
 static void log_line(warden_device_log_level_t level, const char *message) {
+    char safe[2048];
+    size_t len = 0;
+    for (const unsigned char *c = (const unsigned char *)message; *c != '\0'; c++) {
+        if (len + 5 > sizeof safe) {
+            break; // cut a message too long for the buffer, never overrun it
+        }
+        if (*c >= 0x20 && *c < 0x7f) {
+            safe[len++] = (char)*c;
+        } else {
+            len += (size_t)snprintf(safe + len, sizeof safe - len, "\\x%02x", *c);
+        }
+    }
+    safe[len] = '\0';
+
     warden_device_string_t context, text;
     // `string_set` borrows the C string, no copy: fine, the call does not keep it.
     warden_device_string_set(&context, "uart-echo");
-    warden_device_string_set(&text, message);
+    warden_device_string_set(&text, safe);
     warden_device_log_log(level, &context, &text);
 }
 
