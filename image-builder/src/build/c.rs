@@ -34,7 +34,6 @@ pub(super) fn build(
     out: &Path,
     progress: &mut Progress,
 ) -> Result<()> {
-    // Absolute, because clang takes a relative `-fuse-ld=` for a linker name, not a path.
     let bindings = absolute(&sdk.dir("c")?)?;
     for file in [BINDINGS_C, BINDINGS_TYPE, "warden_device.h"] {
         if !bindings.join(file).is_file() {
@@ -45,6 +44,7 @@ pub(super) fn build(
             );
         }
     }
+    // Absolute, because clang takes a relative `-fuse-ld=` for a linker name, not a path.
     let linker = absolute(&sdk.dir("bin")?)?.join("wasm-component-ld");
     if !linker.is_file() {
         bail!(
