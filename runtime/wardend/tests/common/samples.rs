@@ -1,7 +1,6 @@
 //! The sample apps (`sample-apps/`), built the way a developer builds them: `warden app
 //! build`, through `cargo xtask samples`.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
