@@ -1,13 +1,25 @@
-//! Building a javascript app (see the table in `mod.rs`).
+//! Building a JavaScript app: `node <sdk>/js/build.mjs`, which runs ComponentizeJS (the
+//! StarlingMonkey engine with the app's `app.js` pre-initialised in it) against the app world's
+//! WIT tree and writes a component. The engine and its tools are the SDK's `js/node_modules`,
+//! pinned by `host-api/sdk/js/package-lock.json`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Result, bail};
 
 use super::{Progress, Project, Sdk};
 
-/// The files `warden app new --lang ...` writes (see `Language::template`).
-pub(super) const TEMPLATE: &[(&str, &str)] = &[];
+/// The files `warden app new --lang js` writes (see `Language::template`).
+pub(super) const TEMPLATE: &[(&str, &str)] = &[
+    ("app.js", include_str!("../../templates/js/app.js")),
+    ("README.md", include_str!("../../templates/js/README.md")),
+    (".gitignore", "/build\n"),
+    (
+        "app_manifest.json",
+        include_str!("../../templates/app_manifest.json"),
+    ),
+];
 
 /// Builds `project` into `out` (an absolute path whose directory exists).
 pub(super) fn build(
@@ -16,6 +28,56 @@ pub(super) fn build(
     out: &Path,
     progress: &mut Progress,
 ) -> Result<()> {
-    let _ = (project, sdk, out, progress);
-    bail!("building javascript apps is not implemented yet")
+    let js = sdk_js(
+        sdk,
+        &[
+            "build.mjs",
+            "node_modules/@bytecodealliance/componentize-js",
+        ],
+    )?;
+    let wit = sdk.wit()?;
+    let mut node = Command::new(node()?);
+    node.current_dir(&project.dir)
+        .arg(js.join("build.mjs"))
+        .arg("--source")
+        .arg(project.dir.join("app.js"))
+        .arg("--wit")
+        .arg(&wit)
+        .arg("--world")
+        .arg("warden:app/app")
+        .arg("--out")
+        .arg(out);
+    progress.run("componentize-js (JavaScript component)", &mut node)
+}
+
+/// The SDK's `js/` directory, which must hold each of `needed` (relative to it): what `cargo
+/// xtask sdk` installs there.
+pub(super) fn sdk_js(sdk: &Sdk, needed: &[&str]) -> Result<PathBuf> {
+    let js = sdk.dir("js")?;
+    for file in needed {
+        if !js.join(file).exists() {
+            bail!(
+                "the SDK's JavaScript tools are not installed ({} is missing): run `cargo \
+                 xtask sdk` in the Warden checkout",
+                js.join(file).display()
+            );
+        }
+    }
+    Ok(js)
+}
+
+/// `node` on `PATH`: the SDK's tools are Node.js programs.
+pub(super) fn node() -> Result<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("node"))
+            .find(|path| path.is_file())
+    });
+    match found {
+        Some(node) => Ok(node),
+        None => bail!(
+            "node is not on PATH: JavaScript and AssemblyScript apps are built with Node.js 20 \
+             or newer (Debian: `apt-get install nodejs npm`; `cargo xtask sdk` installs it)"
+        ),
+    }
 }
