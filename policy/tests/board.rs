@@ -9,7 +9,8 @@ use anchors::{END, check};
 use std::path::PathBuf;
 
 use warden_policy::board::{
-    BACKEND_KEYS, Backend, Board, BoardError, CoreBacking, UnsupportedPolicy, fits_key,
+    BACKEND_KEYS, Backend, Board, BoardError, CoreBacking, CoreRestart, OnCrash, UnsupportedPolicy,
+    fits_key,
 };
 use warden_policy::diag::Problem;
 use warden_policy::hwdef::{HwdefSet, MemorySource, SetLimits};
@@ -300,6 +301,56 @@ fn malformed_boards() -> Vec<(
             "overlaps region `TCM`",
         ),
         (
+            "unknown crash action",
+            board(&[]).replace(
+                r#""SizeKB": 192}]"#,
+                r#""SizeKB": 192}], "Restart": {"OnCrash": "Reboot"}"#,
+            ),
+            "RealTimeCores[0].Restart.OnCrash",
+            "\"Reboot\"",
+            "is not `Restart` or `Stop`",
+        ),
+        (
+            "backoff for a core that stops",
+            board(&[]).replace(
+                r#""SizeKB": 192}]"#,
+                r#""SizeKB": 192}], "Restart": {"OnCrash": "Stop", "MaxBackoffMs": 777}"#,
+            ),
+            "RealTimeCores[0].Restart.MaxBackoffMs",
+            "777",
+            "applies only with",
+        ),
+        (
+            "backoff ceiling below its start",
+            board(&[]).replace(
+                r#""SizeKB": 192}]"#,
+                r#""SizeKB": 192}], "Restart": {"InitialBackoffMs": 2000, "MaxBackoffMs": 999}"#,
+            ),
+            "RealTimeCores[0].Restart.MaxBackoffMs",
+            "999",
+            "999 is less than `InitialBackoffMs` (2000)",
+        ),
+        (
+            "quarantine after no crash",
+            board(&[]).replace(
+                r#""SizeKB": 192}]"#,
+                r#""SizeKB": 192}], "Restart": {"QuarantineAfter": 5000}"#,
+            ),
+            "RealTimeCores[0].Restart.QuarantineAfter",
+            "5000",
+            "expected an integer from 1 to 1000, found 5000",
+        ),
+        (
+            "unknown restart key",
+            board(&[]).replace(
+                r#""SizeKB": 192}]"#,
+                r#""SizeKB": 192}], "Restart": {"Retries": 3}"#,
+            ),
+            "RealTimeCores[0].Restart.Retries",
+            "\"Retries\"",
+            "unknown key",
+        ),
+        (
             "resource without backend",
             board(&[r#"{"Peripheral": "GPIO0", "Pins": ["P1"]}"#]),
             "Resources[0]",
@@ -461,6 +512,43 @@ fn malformed_boards() -> Vec<(
             "pin `P1` is listed twice",
         ),
     ]
+}
+
+#[test]
+fn a_core_has_the_restart_policy_its_board_sets() {
+    let parse = |restart: &str| {
+        let text = board(&[]).replace(
+            r#""SizeKB": 192}]"#,
+            &format!(r#""SizeKB": 192}}]{restart}"#),
+        );
+        let board = Board::parse("board.json", text.as_bytes()).unwrap();
+        board.real_time_cores[0].restart.clone()
+    };
+    assert_eq!(
+        parse(""),
+        CoreRestart::default(),
+        "absent: the supervisor's"
+    );
+    assert_eq!(parse("").on_crash, OnCrash::Restart);
+    assert_eq!(
+        parse(r#", "Restart": {"OnCrash": "Stop"}"#),
+        CoreRestart {
+            on_crash: OnCrash::Stop,
+            ..CoreRestart::default()
+        }
+    );
+    assert_eq!(
+        parse(
+            r#", "Restart": {"InitialBackoffMs": 200, "MaxBackoffMs": 800, "QuarantineAfter": 3, "WithinS": 60}"#
+        ),
+        CoreRestart {
+            on_crash: OnCrash::Restart,
+            initial_backoff_ms: Some(200),
+            max_backoff_ms: Some(800),
+            quarantine_after: Some(3),
+            within_s: Some(60),
+        }
+    );
 }
 
 #[test]

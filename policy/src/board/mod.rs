@@ -76,6 +76,33 @@ pub struct RealTimeCore {
     /// segment of a real-time app's ELF must lie within one region (`Memory`, 1 to 8 regions,
     /// not overlapping).
     pub memory: Vec<MemoryRegion>,
+    /// What the supervisor does when the core's firmware crashes (`Restart`).
+    pub restart: CoreRestart,
+}
+
+/// The board's restart policy for a real-time core (`RealTimeCores[].Restart`): an OEM knows
+/// whether its firmware may simply be restarted after a crash or must stay down for someone to
+/// look. Absent values are the supervisor's defaults (the policy every app has).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CoreRestart {
+    pub on_crash: OnCrash,
+    /// Wait before the first restart, in ms; doubled after each further consecutive crash.
+    pub initial_backoff_ms: Option<u64>,
+    /// The longest wait between restarts, in ms.
+    pub max_backoff_ms: Option<u64>,
+    /// This many crashes within `within_s` stop the restarts (quarantine).
+    pub quarantine_after: Option<u32>,
+    pub within_s: Option<u64>,
+}
+
+/// What a firmware crash leads to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum OnCrash {
+    /// A failure report, and a restart after the backoff (the default).
+    #[default]
+    Restart,
+    /// A failure report, and the core stays stopped until the firmware is started explicitly.
+    Stop,
 }
 
 /// A range of a real-time core's address space that firmware may be loaded into.
@@ -184,7 +211,14 @@ const TOP_KEYS: &[&str] = &[
     "Resources",
 ];
 const DEFAULTS_KEYS: &[&str] = &["MemoryLimitKB", "WatchdogMs", "MaxStorageKB"];
-const CORE_KEYS: &[&str] = &["Name", "Remoteproc", "Emulated", "Memory"];
+const CORE_KEYS: &[&str] = &["Name", "Remoteproc", "Emulated", "Memory", "Restart"];
+const RESTART_KEYS: &[&str] = &[
+    "OnCrash",
+    "InitialBackoffMs",
+    "MaxBackoffMs",
+    "QuarantineAfter",
+    "WithinS",
+];
 const REGION_KEYS: &[&str] = &["Name", "Origin", "SizeKB"];
 const EMULATED_KEYS: &[&str] = &["Machine"];
 
@@ -681,8 +715,14 @@ fn read_cores(report: &mut Report, path: &Path, v: &Value) -> Vec<RealTimeCore> 
                 "where firmware may be loaded, e.g. `[{\"Name\": \"SRAM\", \"Origin\": \"0x20000000\", \"SizeKB\": 256}]`",
             )
             .and_then(|m| read_regions(report, &p.key("Memory"), m));
+        let restart = match fields.take("Restart") {
+            Some(r) => read_restart(report, &p.key("Restart"), r),
+            None => Some(CoreRestart::default()),
+        };
         fields.finish(report, CORE_KEYS);
-        let (Some((name, name_pos)), Some(backing), Some(memory)) = (name, backing, memory) else {
+        let (Some((name, name_pos)), Some(backing), Some(memory), Some(restart)) =
+            (name, backing, memory, restart)
+        else {
             continue;
         };
         if let Some((_, first)) = cores.iter().find(|(c, _)| c.name == name) {
@@ -710,11 +750,89 @@ fn read_cores(report: &mut Report, path: &Path, v: &Value) -> Vec<RealTimeCore> 
                 name,
                 backing,
                 memory,
+                restart,
             },
             name_pos,
         ));
     }
     cores.into_iter().map(|(c, _)| c).collect()
+}
+
+/// A core's `Restart`: `OnCrash` (`Restart` or `Stop`) and, for `Restart`, the backoff and
+/// quarantine numbers. `None` if any is wrong (each problem reported).
+fn read_restart(report: &mut Report, path: &Path, v: &Value) -> Option<CoreRestart> {
+    let mut fields = Fields::open(report, path, v)?;
+    let mut ok = true;
+    let on_crash = match fields.take("OnCrash") {
+        None => Some(OnCrash::Restart),
+        Some(o) => match diag::expect_str(report, &path.key("OnCrash"), o) {
+            Some("Restart") => Some(OnCrash::Restart),
+            Some("Stop") => Some(OnCrash::Stop),
+            Some(other) => {
+                report.error(
+                    &path.key("OnCrash"),
+                    Some(o.pos),
+                    format!("`{other}` is not `Restart` or `Stop`"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    let mut int = |key: &str, range: std::ops::RangeInclusive<u64>| match fields.take(key) {
+        None => (None, None),
+        Some(n) => {
+            let value = diag::expect_int(report, &path.key(key), n, range);
+            if value.is_none() {
+                ok = false;
+            }
+            (value, Some(n.pos))
+        }
+    };
+    let (initial, initial_pos) = int("InitialBackoffMs", 10..=3_600_000);
+    let (max, max_pos) = int("MaxBackoffMs", 10..=86_400_000);
+    let (quarantine, quarantine_pos) = int("QuarantineAfter", 1..=1000);
+    let (within, within_pos) = int("WithinS", 1..=86_400);
+    fields.finish(report, RESTART_KEYS);
+    let on_crash = on_crash?;
+    if let (Some(initial), Some(max)) = (initial, max)
+        && max < initial
+    {
+        report.error(
+            &path.key("MaxBackoffMs"),
+            max_pos,
+            format!("{max} is less than `InitialBackoffMs` ({initial})"),
+        );
+        ok = false;
+    }
+    if on_crash == OnCrash::Stop {
+        let set = [
+            ("InitialBackoffMs", initial_pos),
+            ("MaxBackoffMs", max_pos),
+            ("QuarantineAfter", quarantine_pos),
+            ("WithinS", within_pos),
+        ];
+        for (key, pos) in set {
+            if let Some(pos) = pos {
+                report.error(
+                    &path.key(key),
+                    Some(pos),
+                    "applies only with `\"OnCrash\": \"Restart\"`: a core that stops on a crash is never restarted",
+                );
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(CoreRestart {
+        on_crash,
+        initial_backoff_ms: initial,
+        max_backoff_ms: max,
+        quarantine_after: quarantine.and_then(|q| u32::try_from(q).ok()),
+        within_s: within,
+    })
 }
 
 /// A core's `Memory`: 1 to 8 regions `{"Name", "Origin": "0x…", "SizeKB"}` inside the 32-bit

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use warden_ipc::broker::Denial;
 use warden_ipc::{CodeKind, Frame};
+use warden_policy::board::{CoreRestart, OnCrash};
 use warden_policy::install::InstalledApp;
 use warden_policy::manifest::ApplicationType;
 
@@ -47,6 +48,28 @@ pub struct RestartPolicy {
     /// This many failures within `window` quarantine the app.
     pub quarantine_failures: u32,
     pub window: Duration,
+}
+
+impl RestartPolicy {
+    /// This policy as the board's `Restart` for a real-time core changes it: each value the
+    /// board sets replaces this one's (a backoff ceiling below the first wait is raised to it).
+    /// `OnCrash: Stop` is not a number: see [`Supervisor::restart_policy`].
+    #[must_use]
+    pub fn for_core(self, board: &CoreRestart) -> RestartPolicy {
+        let initial_backoff = board
+            .initial_backoff_ms
+            .map_or(self.initial_backoff, Duration::from_millis);
+        RestartPolicy {
+            initial_backoff,
+            max_backoff: board
+                .max_backoff_ms
+                .map_or(self.max_backoff, Duration::from_millis)
+                .max(initial_backoff),
+            quarantine_failures: board.quarantine_after.unwrap_or(self.quarantine_failures),
+            window: board.within_s.map_or(self.window, Duration::from_secs),
+            ..self
+        }
+    }
 }
 
 impl Default for RestartPolicy {
@@ -700,8 +723,8 @@ impl Supervisor {
 
     /// Records how a run ended; returns how long to wait before restarting, or `None` to stop.
     fn after_end(&self, id: &str, generation: u64, end: End, ran: Duration) -> Option<Duration> {
-        let policy = self.shared.policy;
         let entry = self.entry(id).ok()?;
+        let (policy, stop) = self.restart_policy(&entry);
         let mut slots = lock(&self.shared.slots);
         let slot = slots.get_mut(id)?;
         if slot.generation != generation {
@@ -735,12 +758,15 @@ impl Supervisor {
         {
             slot.failures.pop_front();
         }
-        let quarantine = slot.failures.len() as u32 >= policy.quarantine_failures;
+        let crash_loop = slot.failures.len() as u32 >= policy.quarantine_failures;
+        let quarantine = crash_loop || stop.is_some();
         let wait = policy
             .initial_backoff
             .saturating_mul(1 << (slot.consecutive_failures - 1).min(16))
             .min(policy.max_backoff);
-        let action = if quarantine {
+        let action = if let Some(stop) = &stop {
+            stop.clone()
+        } else if quarantine {
             "quarantined".to_owned()
         } else {
             format!("restart in {} ms", wait.as_millis())
@@ -777,6 +803,9 @@ impl Supervisor {
             .shared
             .reports
             .add(report(failure, detail, backtrace, &action));
+        if quarantine && stop.is_some() {
+            return None;
+        }
         if quarantine {
             let _ = self.shared.reports.add(report(
                 FailureKind::CrashLoop {
@@ -791,6 +820,34 @@ impl Supervisor {
         }
         drop(slots);
         Some(wait)
+    }
+
+    /// How `entry` is restarted after a failure: the supervisor's policy, or for a real-time
+    /// app the board's `Restart` for its core over it; and, where the board says
+    /// `OnCrash: Stop`, the action a failure report records instead of a restart.
+    fn restart_policy(&self, entry: &InstalledEntry) -> (RestartPolicy, Option<String>) {
+        let default = self.shared.policy;
+        let Some(core) = entry.firmware.as_ref().map(|f| f.core.as_str()) else {
+            return (default, None);
+        };
+        let Some(board) = self
+            .shared
+            .device
+            .board
+            .real_time_cores
+            .iter()
+            .find(|c| c.name == core)
+            .map(|c| &c.restart)
+        else {
+            return (default, None);
+        };
+        let stop = (board.on_crash == OnCrash::Stop).then(|| {
+            format!(
+                "stopped: the board's policy for core `{core}` is OnCrash Stop; start it \
+                 explicitly"
+            )
+        });
+        (default.for_core(board), stop)
     }
 
     /// Starts one run of `id`: its worker, or for a real-time app its firmware on its core.

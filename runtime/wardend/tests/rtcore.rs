@@ -23,6 +23,7 @@ use common::daemon::{Daemon, Options, require_root};
 use common::rtcore::{RtFixture, firmware_samples, pack_rt, pack_rt_as, rt_fixture, rt_manifest};
 use common::{APP_A, FakeCompiler, Fixture, Script, manifest, pack_code, repo, wait_for};
 use serde_json::Value;
+use warden_policy::keys::PrivateKey;
 use wardend::reports::FailureKind;
 use wardend::rtcore::{
     CoreBackend, CoreEnd, Cores, EmulatedCore, RemoteprocCore, Run, Sysfs, content_name,
@@ -386,6 +387,11 @@ fn a_faulting_firmware_is_reported_and_restarted_and_qemu_ends_with_wardend() {
 
 /// A copy of the simulated board whose `rt0` is the remoteproc instance `remoteproc0`.
 fn remoteproc_board(dir: &Path) -> PathBuf {
+    remoteproc_board_with(dir, "")
+}
+
+/// [`remoteproc_board`] with `extra` (`, "Key": value`) added to `rt0`.
+fn remoteproc_board_with(dir: &Path, extra: &str) -> PathBuf {
     let sim = repo().join("buildroot-overlay/board/warden-sim");
     std::fs::create_dir_all(dir.join("hardware-definitions")).unwrap();
     for entry in std::fs::read_dir(sim.join("hardware-definitions")).unwrap() {
@@ -401,10 +407,87 @@ fn remoteproc_board(dir: &Path) -> PathBuf {
     assert!(board.contains(emulated));
     std::fs::write(
         dir.join("board.json"),
-        board.replace(emulated, r#""Remoteproc": "remoteproc0""#),
+        board.replace(emulated, &format!(r#""Remoteproc": "remoteproc0"{extra}"#)),
     )
     .unwrap();
     dir.join("board.json")
+}
+
+/// `wardend` on a remoteproc board whose `rt0` has `restart` (`, "Restart": {...}`), with the
+/// test firmware installed and running; the daemon and the fake sysfs `remoteproc0`.
+fn running_on_remoteproc(f: &Fixture, rt_key: &PrivateKey, restart: &str) -> (Daemon, PathBuf) {
+    let board = remoteproc_board_with(&f.tmp.path().join("board"), restart);
+    let sys = f.tmp.path().join("sys");
+    std::fs::create_dir_all(sys.join("remoteproc0")).unwrap();
+    std::fs::write(sys.join("remoteproc0/firmware"), "rproc-m4-fw\n").unwrap();
+    std::fs::write(sys.join("remoteproc0/state"), "offline\n").unwrap();
+    let d = Daemon::start_with(
+        f,
+        &Options {
+            board: Some(board),
+            args: vec![
+                "--remoteproc-root".into(),
+                sys.clone().into(),
+                "--firmware-dir".into(),
+                f.tmp.path().join("lib-firmware").into(),
+            ],
+            ..Options::default()
+        },
+    );
+    installed(
+        &d,
+        &pack_rt(rt_key, &rt_manifest(RT_A, "m4", ""), 1, &good_firmware()),
+    );
+    d.wait_for("the core to run", |d| state_of(d, RT_A) == "running");
+    (d, sys.join("remoteproc0"))
+}
+
+#[test]
+fn the_board_sets_how_a_crashed_core_is_restarted() {
+    require_root("wardend runs as root");
+    // Its own backoff: the restart comes after the board's 200 ms, not the default 1000.
+    let RtFixture { f, rt_key } = rt_fixture();
+    let (d, rproc) = running_on_remoteproc(
+        &f,
+        &rt_key,
+        r#", "Restart": {"InitialBackoffMs": 200, "QuarantineAfter": 2, "WithinS": 600}"#,
+    );
+    std::fs::write(rproc.join("state"), "crashed\n").unwrap();
+    d.wait_for("the restart", |d| {
+        app(d, RT_A)["restarts"] == 1 && state_of(d, RT_A) == "running"
+    });
+    let (_, reports) = d.call("GET", &format!("/reports?app={RT_A}"), b"");
+    assert_eq!(reports[0]["action"], "restart in 200 ms", "{reports}");
+    // The board's second crash within its window quarantines, not the default fifth.
+    std::fs::write(rproc.join("state"), "crashed\n").unwrap();
+    d.wait_for("quarantine", |d| state_of(d, RT_A) == "quarantined");
+    let (_, reports) = d.call("GET", &format!("/reports?app={RT_A}"), b"");
+    assert_eq!(reports[0]["failure"]["kind"], "crash_loop", "{reports}");
+    drop(d);
+
+    // `OnCrash: Stop`: one report, and the core stays down until started.
+    let RtFixture { f, rt_key } = rt_fixture();
+    let (d, rproc) = running_on_remoteproc(&f, &rt_key, r#", "Restart": {"OnCrash": "Stop"}"#);
+    std::fs::write(rproc.join("state"), "crashed\n").unwrap();
+    d.wait_for("the core to stay stopped", |d| {
+        state_of(d, RT_A) == "quarantined"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let view = app(&d, RT_A);
+    assert_eq!(
+        (view["status"]["state"].as_str(), view["restarts"].as_u64()),
+        (Some("quarantined"), Some(0)),
+        "{view}"
+    );
+    let (_, reports) = d.call("GET", &format!("/reports?app={RT_A}"), b"");
+    assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
+    assert_eq!(
+        reports[0]["action"],
+        "stopped: the board's policy for core `rt0` is OnCrash Stop; start it explicitly"
+    );
+    let (status, body) = d.call("POST", &format!("/apps/{RT_A}/start"), b"");
+    assert_eq!(status, 200, "{body}");
+    d.wait_for("the core to run again", |d| state_of(d, RT_A) == "running");
 }
 
 #[test]
