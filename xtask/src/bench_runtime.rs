@@ -117,10 +117,10 @@ struct Measured {
 
 /// A process's memory, from `/proc/PID/smaps_rollup`, in KiB.
 #[derive(Debug, Clone, Copy, Default)]
-struct ProcMemory {
-    rss: u64,
-    pss: u64,
-    uss: u64,
+pub(crate) struct ProcMemory {
+    pub(crate) rss: u64,
+    pub(crate) pss: u64,
+    pub(crate) uss: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -337,7 +337,7 @@ fn spawn_to_exit(cmd: &mut Command) -> Result<Spread> {
     Spread::of(crate::bench::wall_times(cmd, RUNS)?)
 }
 
-fn proc_memory(pid: u32) -> Result<ProcMemory> {
+pub(crate) fn proc_memory(pid: u32) -> Result<ProcMemory> {
     let path = format!("/proc/{pid}/smaps_rollup");
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     let field = |name: &str| -> u64 {

@@ -6,7 +6,7 @@
 //! - `cargo xtask test` — everything CI checks: formatting, clippy, every test, the demo, and a
 //!   short fuzzing pass. Installs what a fresh machine lacks first.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run fuzz targets for a bounded time.
-//! - `cargo xtask bench [package|runtime|devices|network|intercore]` — measure and write
+//! - `cargo xtask bench [package|runtime|devices|network|intercore|samples]` — measure and write
 //!   `docs/benchmarks.md`.
 //! - `cargo xtask cross` — build `wardend` and the Pulley worker for armv7 and run precompiled
 //!   samples with it under qemu-arm (also part of `test`).
@@ -23,6 +23,7 @@ mod bench_devices;
 mod bench_intercore;
 mod bench_network;
 mod bench_runtime;
+mod bench_samples;
 mod cross;
 mod demo;
 mod device;
@@ -63,24 +64,26 @@ fn main() -> Result<()> {
                     bench_runtime::run(&root)?;
                     bench_devices::run(&root)?;
                     bench_network::run(&root)?;
-                    bench_intercore::run(&root)
+                    bench_intercore::run(&root)?;
+                    bench_samples::run(&root)
                 }
                 Some("package") => bench::run(&root),
                 Some("runtime") => bench_runtime::run(&root),
                 Some("devices") => bench_devices::run(&root),
                 Some("network") => bench_network::run(&root),
                 Some("intercore") => bench_intercore::run(&root),
+                Some("samples") => bench_samples::run(&root),
                 Some(other) => {
                     bail!(
-                        "unknown benchmark {other:?}: package, runtime, devices, network or \
-                         intercore"
+                        "unknown benchmark {other:?}: package, runtime, devices, network, \
+                         intercore or samples"
                     )
                 }
             }
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job: the sample fleet live on the simulated board (--once: headless check)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  sdk                  write the SDK (target/sdk): WIT tree, C bindings, Python and JS tools\n  samples [NAME...]    build the sample apps with `warden app build` into target/samples\n  firmware             build the real-time firmware samples into target/firmware"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job: the sample fleet live on the simulated board (--once: headless check)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore|samples]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  sdk                  write the SDK (target/sdk): WIT tree, C bindings, Python and JS tools\n  samples [NAME...]    build the sample apps with `warden app build` into target/samples\n  firmware             build the real-time firmware samples into target/firmware"
             );
             bail!("no command given")
         }
