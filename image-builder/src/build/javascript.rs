@@ -35,7 +35,9 @@ pub(super) fn build(
             "node_modules/@bytecodealliance/componentize-js",
         ],
     )?;
-    let wit = sdk.wit()?;
+    // Absolute: node runs in the project directory, and the SDK may have been given relative
+    // to where `warden` was started.
+    let wit = std::path::absolute(sdk.wit()?)?;
     let mut node = Command::new(node()?);
     node.current_dir(&project.dir)
         .arg(js.join("build.mjs"))
@@ -50,10 +52,10 @@ pub(super) fn build(
     progress.run("componentize-js (JavaScript component)", &mut node)
 }
 
-/// The SDK's `js/` directory, which must hold each of `needed` (relative to it): what `cargo
-/// xtask sdk` installs there.
+/// The SDK's `js/` directory (absolute), which must hold each of `needed` (relative to it):
+/// what `cargo xtask sdk` installs there.
 pub(super) fn sdk_js(sdk: &Sdk, needed: &[&str]) -> Result<PathBuf> {
-    let js = sdk.dir("js")?;
+    let js = std::path::absolute(sdk.dir("js")?)?;
     for file in needed {
         if !js.join(file).exists() {
             bail!(
