@@ -183,7 +183,7 @@ pub(crate) fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
     apt_install(&missing)
 }
 
-fn apt_install(missing: &[&str]) -> Result<()> {
+pub(crate) fn apt_install(missing: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
