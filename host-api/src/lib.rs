@@ -12,7 +12,8 @@
 //! ```
 //!
 //! The same crate holds the worker's `wasi:sockets` host ([`net`]): lookups, connections and
-//! server sockets through the same broker, over the descriptors it passes.
+//! server sockets through the same broker, over the descriptors it passes; and
+//! [`fs_streams`]: `wasi:filesystem` file streams served on the worker's one thread.
 //!
 //! One module per WIT interface (`gpio`, `i2c`, `spi`, `uart`, `adc`, `pwm`, `log`, `power`,
 //! `sysevent`, `intercore`); each resource speaks either the simulated board's
@@ -24,6 +25,7 @@ mod adc;
 pub mod bindings;
 mod devices;
 mod error;
+pub mod fs_streams;
 mod gpio;
 pub mod http;
 mod i2c;

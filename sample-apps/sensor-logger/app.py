@@ -57,27 +57,31 @@ class Reading:
 
 
 class RingLog:
-    """The last CAPACITY readings in a file, written through to the disk.
-
-    Each slot is read and written at its offset (`os.pread`, `os.pwrite`): a ring needs no
-    seeking back and forth, and positioned calls run directly on the worker's one thread.
-    """
+    """The last CAPACITY readings in a file, written through to the disk: reading `seq` goes
+    to slot `seq % CAPACITY`, overwriting the oldest in place."""
 
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # "r+b" reads and writes anywhere but needs the file; "a+b" would write only at the end.
+        try:
+            self.file = open(path, "r+b")
+        except FileNotFoundError:
+            self.file = open(path, "w+b")
 
     def readings(self) -> list[Reading]:
         """Every reading in the log, oldest first."""
-        data = os.pread(self.fd, CAPACITY * RECORD_SIZE, 0)
+        self.file.seek(0)
+        data = self.file.read(CAPACITY * RECORD_SIZE)
         records = (data[i : i + RECORD_SIZE] for i in range(0, len(data), RECORD_SIZE))
         found = [r for r in map(Reading.parse, records) if r is not None]
         return sorted(found, key=lambda r: r.seq)
 
     def append(self, reading: Reading) -> None:
-        os.pwrite(self.fd, reading.record(), (reading.seq % CAPACITY) * RECORD_SIZE)
-        # Through the OS to the disk: a reading the app printed is one the next start will
-        # find, even if the app is killed right after.
-        os.fsync(self.fd)
+        self.file.seek((reading.seq % CAPACITY) * RECORD_SIZE)
+        self.file.write(reading.record())
+        # Through Python's buffer and the OS to the disk: a reading the app printed is one the
+        # next start will find, even if the app is killed right after.
+        self.file.flush()
+        os.fsync(self.file.fileno())
 
 
 def read_celsius(bus: i2c.Bus) -> float:

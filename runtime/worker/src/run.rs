@@ -157,7 +157,8 @@ impl HasData for HasIo {
 
 /// WASI 0.2 as `wasmtime_wasi::p2::add_to_linker_async` links it, interface by interface, but
 /// with `wasi:sockets` from `warden-host-api` (over sockets the broker passes) instead of
-/// wasmtime-wasi's own, which calls `socket(2)`: in the sandbox that is death by SIGSYS.
+/// wasmtime-wasi's own, which calls `socket(2)`: in the sandbox that is death by SIGSYS; and
+/// with file streams that do their I/O on the calling thread (`fs_streams`).
 fn add_wasi(linker: &mut wasmtime::component::Linker<ComponentHost>) -> Result<(), PrepareError> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
@@ -183,6 +184,8 @@ fn add_wasi(linker: &mut wasmtime::component::Linker<ComponentHost>) -> Result<(
         .map_err(link)?;
     filesystem::types::add_to_linker::<_, WasiFilesystem>(l, ComponentHost::filesystem)
         .map_err(link)?;
+    // Its file streams on the worker's thread: wasmtime-wasi's start a thread (SIGSYS here).
+    warden_host_api::fs_streams::add_to_linker(l).map_err(link)?;
     random::random::add_to_linker::<_, WasiRandom>(l, ComponentHost::random).map_err(link)?;
     random::insecure::add_to_linker::<_, WasiRandom>(l, ComponentHost::random).map_err(link)?;
     random::insecure_seed::add_to_linker::<_, WasiRandom>(l, ComponentHost::random)
