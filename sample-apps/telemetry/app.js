@@ -1,7 +1,8 @@
 // telemetry: reads the board's sensors and POSTs each reading as JSON to a collector.
 //
-// - The potentiometer on the ADC `POTENTIOMETER_ADC` (channel 0 on warden-sim) and the TMP102
-//   temperature sensor at 0x48 on the I2C bus `SENSOR_I2C`: both granted by app_manifest.json.
+// - The potentiometer on the ADC `POTENTIOMETER_ADC` (channel 0 on warden-sim) and the
+//   temperature of the LSM6DS3 motion sensor on the SPI device `SAMPLE_LSM6DS3_SPI`: both
+//   granted by app_manifest.json.
 // - The collector is `--url` from CmdArgs; its host must be in `AllowedConnections`.
 // - Once, at start, it also tries `--unlisted` (a host NOT in the list) to show what a refusal
 //   looks like: `fetch` rejects, the app logs it and carries on.
@@ -9,14 +10,20 @@
 // CmdArgs: --url URL [--unlisted URL] [--interval-ms N] [--count N (0: forever)]
 
 import { Controller as Adc } from 'warden:device/adc@0.1.0';
-import { Bus as I2cBus } from 'warden:device/i2c@0.1.0';
+import { Device as SpiDevice } from 'warden:device/spi@0.1.0';
 import { log } from 'warden:device/log@0.1.0';
 import { getArguments } from 'wasi:cli/environment@0.2.12';
 
 const CONTEXT = 'telemetry';
 const POTENTIOMETER_CHANNEL = 0; // SAMPLE_POTENTIOMETER_ADC_CHANNEL on warden-sim
-const TMP102_ADDRESS = 0x48;
-const TMP102_TEMPERATURE_REGISTER = 0x00;
+// LSM6DS3 registers (ST DocID026899): the first byte of an SPI transaction is the command,
+// bit 7 set for a read, the register address below it.
+const LSM6DS3_CTRL1_XL = 0x10;
+const LSM6DS3_OUT_TEMP_L = 0x20;
+const SPI_READ = 0x80;
+// CTRL1_XL: accelerometer at 104 Hz. In power-down (its reset state) the sensor's outputs,
+// the temperature too, keep their last value.
+const ODR_104_HZ = 0x40;
 
 // A device call that fails throws a ComponentError whose `payload` is the WIT `error` variant:
 // `{ tag: 'not-granted' | 'unknown-name' | 'busy' | 'invalid-argument' | 'io' | 'timeout',
@@ -48,12 +55,18 @@ function parseArgs(args) {
   return options;
 }
 
-// The TMP102's temperature register: 12 bits, two's complement, left-justified, 0.0625 °C.
-function readTemperatureC(bus) {
-  const bytes = bus.writeRead(TMP102_ADDRESS, new Uint8Array([TMP102_TEMPERATURE_REGISTER]), 2);
-  let raw = ((bytes[0] << 8) | bytes[1]) >> 4;
-  if (raw & 0x800) raw -= 0x1000;
-  return raw * 0.0625;
+// Wakes the LSM6DS3 (one register write: the command byte, then the value).
+function startSensor(spi) {
+  spi.write(new Uint8Array([LSM6DS3_CTRL1_XL, ODR_104_HZ]));
+}
+
+// OUT_TEMP: 16 bits, little-endian, two's complement, 16 LSB/°C, 0 = 25 °C. A transfer clocks
+// out the command and two more bytes; the first byte read back (during the command) is not data.
+function readTemperatureC(spi) {
+  const bytes = spi.transfer(new Uint8Array([SPI_READ | LSM6DS3_OUT_TEMP_L, 0, 0]));
+  let raw = bytes[1] | (bytes[2] << 8);
+  if (raw & 0x8000) raw -= 0x10000;
+  return 25 + raw / 16;
 }
 
 function readPotentiometer(adc) {
@@ -94,7 +107,8 @@ async function main() {
   // getArguments()[0] is the program name.
   const options = parseArgs(getArguments().slice(1));
   const adc = Adc.open('POTENTIOMETER_ADC');
-  const bus = I2cBus.open('SENSOR_I2C');
+  const spi = SpiDevice.open('SAMPLE_LSM6DS3_SPI');
+  startSensor(spi);
   log('info', CONTEXT, `posting readings to ${options.url} every ${options.intervalMs} ms`);
 
   if (options.unlisted) await tryUnlisted(options.unlisted);
@@ -105,7 +119,7 @@ async function main() {
       seq,
       uptime_ms: Math.round(performance.now() - started),
       potentiometer: readPotentiometer(adc),
-      temperature_c: readTemperatureC(bus),
+      temperature_c: readTemperatureC(spi),
     };
     try {
       const status = await post(options.url, reading);

@@ -44,6 +44,8 @@ const BUTTON: &str = "SAMPLE_BUTTON_1";
 const SENSOR_BUS: &str = "SENSOR_I2C";
 const SENSOR_ADDRESS: u16 = 0x48;
 const POTENTIOMETER: &str = "POTENTIOMETER_ADC";
+/// The SPI bus of the LSM6DS3 motion sensor (chip select 0), whose temperature telemetry sends.
+const MOTION_BUS: &str = "SENSOR_SPI";
 /// How long `--once` gives each app to show it works.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -81,7 +83,12 @@ const FLEET: &[Member] = &[
         sample: "sensor-logger",
         language: "Python",
         expect: "a reading of the temperature the demo set",
-        works: |s, id| s.state(id) == "running" && s.output(id).contains("°C"),
+        works: |s, id| {
+            s.state(id) == "running"
+                && s.output(id)
+                    .lines()
+                    .any(|l| l.starts_with("reading ") && l.ends_with(" C"))
+        },
     },
     Member {
         sample: "telemetry",
@@ -426,6 +433,14 @@ impl Board {
             ),
         )?;
         self.snapshot.temperature_c = temperature;
+        // The motion sensor telemetry reads sits a little warmer, on the same drift.
+        self.call(
+            "POST",
+            &format!(
+                "/sim/sensor/{MOTION_BUS}/0?quantity=temperature_c&value={}",
+                temperature + 3.0
+            ),
+        )?;
         let raw = ((tick * 97) % 4096) as u32;
         self.call("POST", &format!("/sim/adc/{POTENTIOMETER}/0?raw={raw}"))?;
         self.snapshot.potentiometer = raw;
@@ -635,6 +650,10 @@ fn render_view(s: &Snapshot, ids: &[String], elapsed: Duration) -> String {
     out.push_str(&format!(
         "  {:<22} {:.2} °C (TMP102 at 0x{SENSOR_ADDRESS:02x}, set by the demo)\n",
         SENSOR_BUS, s.temperature_c
+    ));
+    out.push_str(&format!(
+        "  {MOTION_BUS:<22} {:.2} °C (LSM6DS3 on chip select 0, set by the demo)\n",
+        s.temperature_c + 3.0
     ));
     out.push_str(&format!(
         "  {POTENTIOMETER:<22} {} of 4095 (turned by the demo)\n",

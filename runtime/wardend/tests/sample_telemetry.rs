@@ -1,11 +1,11 @@
 #![allow(clippy::unwrap_used)]
 //! The telemetry sample (`sample-apps/telemetry`, JavaScript, built by ComponentizeJS) under a
-//! real `wardend` on the simulated board: it reads the potentiometer and the TMP102 the test
-//! sets through `/sim`, and POSTs each reading with `fetch` (`wasi:http` outgoing) to this
+//! real `wardend` on the simulated board: it reads the potentiometer and the LSM6DS3's
+//! temperature (over SPI) the test sets through `/sim`, and POSTs each reading with `fetch` (`wasi:http` outgoing) to this
 //! test's collector on loopback, reached by the name its manifest allows; the one host it tries
 //! that the manifest does not list gets nothing, and the app logs the refusal and keeps
 //! running. One install only: the worker compiles the 16 MB component (the engine included)
-//! at install, which takes minutes with a debug build. Needs root, like the supervisor.
+//! at install. Needs root, like the supervisor.
 
 mod common;
 
@@ -137,7 +137,7 @@ fn readings_are_posted_to_the_allowed_collector_and_the_unlisted_host_is_refused
     sim(&d, "/sim/adc/POTENTIOMETER_ADC/0?raw=1234");
     sim(
         &d,
-        "/sim/sensor/SENSOR_I2C/0x48?quantity=temperature_c&value=25.5",
+        "/sim/sensor/SENSOR_SPI/0?quantity=temperature_c&value=25.5",
     );
 
     // The sample's own manifest; only its arguments point at this test's servers.
@@ -176,7 +176,7 @@ fn readings_are_posted_to_the_allowed_collector_and_the_unlisted_host_is_refused
     sim(&d, "/sim/adc/POTENTIOMETER_ADC/0?raw=4000");
     sim(
         &d,
-        "/sim/sensor/SENSOR_I2C/0x48?quantity=temperature_c&value=-10.25",
+        "/sim/sensor/SENSOR_SPI/0?quantity=temperature_c&value=-10.25",
     );
     let later = next_matching(
         &readings,
