@@ -119,6 +119,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         [flag] if flag == "--once" => true,
         _ => bail!("usage: cargo xtask demo [--once]"),
     };
+    // Ctrl-C (or SIGTERM) from here on ends the demo in order: whatever runs stops, and the
+    // supervisor, in its own process group so the terminal's Ctrl-C does not reach it first,
+    // is stopped by the demo, which then removes its scratch directory.
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
     crate::setup::ensure_tools(root)?;
     step(
         "build the warden CLI, the supervisor and the worker",
@@ -185,6 +191,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let bin_dir = root.join("target/debug");
     let mut daemon = Daemon::command(root, &bin_dir, dir, &trust, None);
     daemon.arg("--hosts").arg(&hosts);
+    std::os::unix::process::CommandExt::process_group(&mut daemon, 0);
     println!(
         "\n==> start the supervisor on the simulated board\n$ {}",
         render(&daemon)
@@ -217,9 +224,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         .collect::<Result<_>>()?;
     let mut board = Board::open(&socket)?;
     let result = if once {
-        check_fleet(&mut board, &collector, &ids)
+        check_fleet(&mut board, &collector, &ids, &stop)
     } else {
-        live(&mut board, &collector, &ids)
+        live(&mut board, &collector, &ids, &stop)
     };
     drop(daemon);
     drop(scratch);
@@ -233,8 +240,7 @@ fn keys_and_trust(warden: &Warden, dir: &Path) -> Result<(PathBuf, PathBuf, Path
     let (app_key, trust) = warden.keys_and_trust(dir)?;
     let keys = dir.join("keys");
     warden.ok("make a real-time firmware signing key", |c| {
-        c.args(["keys", "new", "--role", "rtcore", "-o"])
-            .arg(keys.join("rtcore"));
+        c.args(["keys", "new", "--role", "rtcore", "-o"]).arg(&keys);
     })?;
     warden.ok("trust it for the rtcore role", |c| {
         c.args(["trust", "add", "--trust"])
@@ -522,7 +528,12 @@ impl Board {
 
 /// `--once`: drives the board and waits until every app has shown it works, or names those
 /// that did not.
-fn check_fleet(board: &mut Board, collector: &Collector, ids: &[String]) -> Result<()> {
+fn check_fleet(
+    board: &mut Board,
+    collector: &Collector,
+    ids: &[String],
+    stop: &AtomicBool,
+) -> Result<()> {
     println!(
         "\n==> check every app's behaviour on the board (up to {} s)",
         CHECK_TIMEOUT.as_secs()
@@ -531,6 +542,9 @@ fn check_fleet(board: &mut Board, collector: &Collector, ids: &[String]) -> Resu
     let mut tick = 0;
     let mut passed = vec![false; FLEET.len()];
     while started.elapsed() < CHECK_TIMEOUT && passed.contains(&false) {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
         board.drive(tick)?;
         std::thread::sleep(Duration::from_secs(1));
         board.observe(collector)?;
@@ -573,10 +587,7 @@ fn check_fleet(board: &mut Board, collector: &Collector, ids: &[String]) -> Resu
 }
 
 /// The live view, redrawn every second until Ctrl-C.
-fn live(board: &mut Board, collector: &Collector, ids: &[String]) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
+fn live(board: &mut Board, collector: &Collector, ids: &[String], stop: &AtomicBool) -> Result<()> {
     let started = Instant::now();
     let mut tick = 0;
     while !stop.load(Ordering::Relaxed) {
