@@ -218,12 +218,11 @@ fn first_line_after_start(api: &Api, id: &str) -> Result<Duration> {
 fn render(rows: &[Row]) -> String {
     let (model, cores, _) = crate::bench::cpu();
     let reference = &rows[0];
-    let ratio = |a: f64, b: f64| {
-        if b > 0.0 {
-            format!("{:.1}×", a / b)
-        } else {
-            "-".to_owned()
-        }
+    let ratio = |a: f64, b: f64| match a / b {
+        r if !r.is_finite() => "-".to_owned(),
+        r if r < 0.1 => format!("{r:.2}×"),
+        r if r < 10.0 => format!("{r:.1}×"),
+        r => format!("{r:.0}×"),
     };
     let median = |r: &Row| r.start[r.start.len() / 2];
     let mut out = format!(
@@ -260,7 +259,10 @@ fn render(rows: &[Row]) -> String {
         ));
     }
     out.push_str(&format!(
-        "\nLoad average before the run: {}.\n{END}",
+        "\nPython and JavaScript apps carry their interpreter (CPython; SpiderMonkey in \
+         StarlingMonkey) inside every component: that is their size, their compiled code, \
+         their start and most of their memory. Rust, C and AssemblyScript compile the app \
+         alone. Load average before the run: {}.\n{END}",
         crate::bench::load_average()
     ));
     out

