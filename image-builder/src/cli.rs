@@ -251,6 +251,10 @@ pub(crate) struct AppRunArgs {
     /// The board file (default: the checkout's simulated board).
     #[arg(long, value_name = "FILE")]
     pub(crate) board: Option<PathBuf>,
+    /// A hosts table for the supervisor's name lookups (`ADDRESS NAME...` per line, like
+    /// /etc/hosts), e.g. to point an `AllowedConnections` name at a server on this machine.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) hosts: Option<PathBuf>,
     /// The SDK directory (default: $WARDEN_SDK, else the checkout's target/sdk beside this
     /// binary).
     #[arg(long, value_name = "DIR")]

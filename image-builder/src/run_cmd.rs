@@ -90,6 +90,10 @@ pub(crate) fn run(args: &AppRunArgs) -> Result<()> {
         .arg(bin_dir.join("warden-worker"))
         .arg("--cgroup-parent")
         .arg(format!("warden-run-{}", std::process::id()));
+    if let Some(hosts) = &args.hosts {
+        let hosts = std::path::absolute(hosts).with_context(|| format!("{}", hosts.display()))?;
+        wardend.arg("--hosts").arg(hosts);
+    }
     std::os::unix::process::CommandExt::process_group(&mut wardend, 0);
     output::line(format!(
         "==> starting wardend on the simulated board ({})",
