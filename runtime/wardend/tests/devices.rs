@@ -8,7 +8,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
 
 use common::daemon::{Daemon, require_root};
 use common::guest::{self, stdout, wait_line};
@@ -66,20 +65,6 @@ fn gpio_pins_drive_the_board_and_wait_for_its_buttons() {
     d.kill();
 }
 
-/// Opens the simulated UART's other end, in raw mode.
-fn open_pty(path: &str) -> std::fs::File {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut termios = nix::sys::termios::tcgetattr(file.as_fd()).unwrap();
-    nix::sys::termios::cfmakeraw(&mut termios);
-    nix::sys::termios::tcsetattr(file.as_fd(), nix::sys::termios::SetArg::TCSANOW, &termios)
-        .unwrap();
-    file
-}
-
 #[test]
 fn uart_bytes_reach_the_ptys_other_end_and_come_back() {
     require_root("the supervisor");
@@ -89,7 +74,7 @@ fn uart_bytes_reach_the_ptys_other_end_and_come_back() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut terminal = open_pty(&path);
+    let mut terminal = common::open_raw_pty(&path);
     start(
         &d,
         &f,

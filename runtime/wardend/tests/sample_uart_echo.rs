@@ -8,7 +8,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -36,15 +35,7 @@ impl Terminal {
         let (status, body) = d.call("GET", &format!("/sim/uart/{uart}"), b"");
         assert_eq!(status, 200, "{body}");
         let path = body["path"].as_str().unwrap();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .unwrap();
-        let mut termios = nix::sys::termios::tcgetattr(file.as_fd()).unwrap();
-        nix::sys::termios::cfmakeraw(&mut termios);
-        nix::sys::termios::tcsetattr(file.as_fd(), nix::sys::termios::SetArg::TCSANOW, &termios)
-            .unwrap();
+        let file = common::open_raw_pty(path);
         let mut reader = file.try_clone().unwrap();
         let (tx, bytes) = mpsc::channel();
         std::thread::spawn(move || {

@@ -27,6 +27,22 @@ pub mod samples;
 
 pub const COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00 a test component";
 
+/// Opens a simulated UART's other end (the pty `GET /sim/uart/NAME` names) in raw mode, so
+/// the line discipline neither echoes nor rewrites what crosses it.
+pub fn open_raw_pty(path: &str) -> File {
+    use std::os::fd::AsFd as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut termios = nix::sys::termios::tcgetattr(file.as_fd()).unwrap();
+    nix::sys::termios::cfmakeraw(&mut termios);
+    nix::sys::termios::tcsetattr(file.as_fd(), nix::sys::termios::SetArg::TCSANOW, &termios)
+        .unwrap();
+    file
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
