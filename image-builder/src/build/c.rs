@@ -2,10 +2,10 @@
 //! against wasi-libc and links them with `wasm-component-ld`, which wraps the core module in
 //! WASI 0.2's command adapter: a component exporting `wasi:cli/run`, whose `main()` is the app.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::{Progress, Project, Sdk, c_sources};
 
@@ -34,25 +34,11 @@ pub(super) fn build(
     out: &Path,
     progress: &mut Progress,
 ) -> Result<()> {
-    let bindings = absolute(&sdk.dir("c")?)?;
+    let bindings = sdk.dir("c")?;
     for file in [BINDINGS_C, BINDINGS_TYPE, "warden_device.h"] {
-        if !bindings.join(file).is_file() {
-            bail!(
-                "the SDK's C bindings are incomplete ({} is missing): run `cargo xtask sdk` \
-                 in the Warden checkout",
-                bindings.join(file).display()
-            );
-        }
+        sdk.file(&format!("c/{file}"), "complete C bindings")?;
     }
-    // Absolute, because clang takes a relative `-fuse-ld=` for a linker name, not a path.
-    let linker = absolute(&sdk.dir("bin")?)?.join("wasm-component-ld");
-    if !linker.is_file() {
-        bail!(
-            "the SDK has no component linker ({} is missing): run `cargo xtask sdk` in the \
-             Warden checkout",
-            linker.display()
-        );
-    }
+    let linker = sdk.file("bin/wasm-component-ld", "component linker")?;
     if super::on_path(CLANG).is_none() {
         bail!(
             "{CLANG} is not installed (C apps are compiled with it and wasi-libc): run `cargo \
@@ -90,8 +76,4 @@ pub(super) fn build(
         ),
         &mut clang,
     )
-}
-
-fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("{}", path.display()))
 }

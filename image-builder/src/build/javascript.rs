@@ -35,9 +35,7 @@ pub(super) fn build(
             "node_modules/@bytecodealliance/componentize-js",
         ],
     )?;
-    // Absolute: node runs in the project directory, and the SDK may have been given relative
-    // to where `warden` was started.
-    let wit = std::path::absolute(sdk.wit()?)?;
+    let wit = sdk.wit()?;
     let mut node = Command::new(node(sdk)?);
     node.current_dir(&project.dir)
         .arg(js.join("build.mjs"))
@@ -52,20 +50,13 @@ pub(super) fn build(
     progress.run("componentize-js (JavaScript component)", &mut node)
 }
 
-/// The SDK's `js/` directory (absolute), which must hold each of `needed` (relative to it):
-/// what `cargo xtask sdk` installs there.
+/// The SDK's `js/` directory, which must hold each of `needed` (relative to it): what `cargo
+/// xtask sdk` installs there.
 pub(super) fn sdk_js(sdk: &Sdk, needed: &[&str]) -> Result<PathBuf> {
-    let js = std::path::absolute(sdk.dir("js")?)?;
     for file in needed {
-        if !js.join(file).exists() {
-            bail!(
-                "the SDK's JavaScript tools are not installed ({} is missing): run `cargo \
-                 xtask sdk` in the Warden checkout",
-                js.join(file).display()
-            );
-        }
+        sdk.file(&format!("js/{file}"), "JavaScript tools installed")?;
     }
-    Ok(js)
+    sdk.dir("js")
 }
 
 /// The Node.js the SDK's tools run on: the SDK's own `bin/node` (which `cargo xtask sdk`
@@ -73,7 +64,7 @@ pub(super) fn sdk_js(sdk: &Sdk, needed: &[&str]) -> Result<PathBuf> {
 pub(super) fn node(sdk: &Sdk) -> Result<PathBuf> {
     let own = sdk.root.join("bin/node");
     if own.is_file() {
-        return Ok(std::path::absolute(own)?);
+        return Ok(own);
     }
     match super::on_path("node") {
         Some(node) => Ok(node),

@@ -230,7 +230,9 @@ pub(crate) const SDK_ENV: &str = "WARDEN_SDK";
 
 impl Sdk {
     /// The SDK named by `explicit`, else by `$WARDEN_SDK`, else the checkout's `target/sdk`
-    /// beside this `warden` binary (`target/debug/warden` → `target/sdk`).
+    /// beside this `warden` binary (`target/debug/warden` → `target/sdk`). Made absolute: the
+    /// tools run in the project directory, and clang takes a relative `-fuse-ld=` for a
+    /// linker's name, not its path.
     pub(crate) fn locate(explicit: Option<&Path>) -> Result<Sdk> {
         let root = match (explicit, std::env::var_os(SDK_ENV)) {
             (Some(dir), _) => dir.to_path_buf(),
@@ -243,6 +245,7 @@ impl Sdk {
                     .context("the warden binary has no parent directory")?
             }
         };
+        let root = std::path::absolute(&root).with_context(|| format!("SDK {}", root.display()))?;
         Ok(Sdk { root })
     }
 
@@ -258,6 +261,20 @@ impl Sdk {
             );
         }
         Ok(dir)
+    }
+
+    /// The file `path` (relative to the SDK), which must exist: a missing one is an error
+    /// naming `what` it is and how to make it.
+    pub(crate) fn file(&self, path: &str, what: &str) -> Result<PathBuf> {
+        let file = self.root.join(path);
+        if !file.exists() {
+            bail!(
+                "the SDK has no {what} ({} is missing): run `cargo xtask sdk` in the Warden \
+                 checkout",
+                file.display()
+            );
+        }
+        Ok(file)
     }
 
     /// The app world's WIT tree.

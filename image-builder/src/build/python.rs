@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::{Progress, Project, Sdk};
 
@@ -47,13 +47,5 @@ pub(super) fn build(
 
 /// The SDK's componentize-py, which must be there.
 fn componentize_py(sdk: &Sdk) -> Result<PathBuf> {
-    let tool = sdk.dir("python")?.join("venv/bin/componentize-py");
-    if !tool.is_file() {
-        bail!(
-            "the SDK has no componentize-py ({} is missing): run `cargo xtask sdk` in the Warden \
-             checkout",
-            tool.display()
-        );
-    }
-    Ok(tool)
+    sdk.file("python/venv/bin/componentize-py", "componentize-py")
 }
