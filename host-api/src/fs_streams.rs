@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
@@ -60,43 +60,34 @@ fn define<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()>
     types.func_wrap(
         "[method]descriptor.write-via-stream",
         |mut store, (fd, offset): (Resource<Descriptor>, u64)| {
-            let table = store.data_mut().ctx().table;
-            let file = match writable(table.get(&fd)?) {
-                Ok(file) => file,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let stream: DynOutputStream = Box::new(FileWriter {
-                file,
-                position: Some(offset),
-            });
-            Ok((Ok(table.push(stream)?),))
+            push_writer(store.data_mut().ctx().table, &fd, Some(offset))
         },
     )?;
     types.func_wrap(
         "[method]descriptor.append-via-stream",
         |mut store, (fd,): (Resource<Descriptor>,)| {
-            let table = store.data_mut().ctx().table;
-            let file = match writable(table.get(&fd)?) {
-                Ok(file) => file,
-                Err(code) => return Ok((Err(code),)),
-            };
-            let stream: DynOutputStream = Box::new(FileWriter {
-                file,
-                position: None,
-            });
-            Ok((Ok(table.push(stream)?),))
+            push_writer(store.data_mut().ctx().table, &fd, None)
         },
     )?;
     Ok(())
 }
 
-/// The file behind a descriptor that may be written, or the error wasmtime-wasi gives.
-fn writable(descriptor: &Descriptor) -> Result<Arc<std::fs::File>, ErrorCode> {
-    match descriptor {
-        Descriptor::File(f) if f.perms.write_not_permitted() => Err(ErrorCode::NotPermitted),
-        Descriptor::File(f) => Ok(Arc::clone(&f.file)),
-        Descriptor::Dir(_) => Err(ErrorCode::BadDescriptor),
-    }
+/// A writer at `position` (or appending, with `None`) to the file behind `fd`, in `table`; or
+/// the error wasmtime-wasi gives for a descriptor that may not be written.
+fn push_writer(
+    table: &mut ResourceTable,
+    fd: &Resource<Descriptor>,
+    position: Option<u64>,
+) -> wasmtime::Result<(Result<Resource<DynOutputStream>, ErrorCode>,)> {
+    let file = match table.get(fd)? {
+        Descriptor::File(f) if f.perms.write_not_permitted() => {
+            return Ok((Err(ErrorCode::NotPermitted),));
+        }
+        Descriptor::File(f) => Arc::clone(&f.file),
+        Descriptor::Dir(_) => return Ok((Err(ErrorCode::BadDescriptor),)),
+    };
+    let stream: DynOutputStream = Box::new(FileWriter { file, position });
+    Ok((Ok(table.push(stream)?),))
 }
 
 /// An error of the last read or write, as wasmtime-wasi reports it: the `io::Error` itself,
