@@ -134,6 +134,28 @@ pub(crate) fn run(repo_root: &Path) -> Result<()> {
     write_section(repo_root, START, END, &section)
 }
 
+/// Median and range (minimum to maximum) of one quantity over a benchmark's rounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Spread {
+    pub(crate) fn of(mut values: Vec<f64>) -> Result<Spread> {
+        if values.is_empty() {
+            bail!("no samples");
+        }
+        values.sort_by(f64::total_cmp);
+        Ok(Spread {
+            median: values[values.len() / 2],
+            min: values[0],
+            max: values[values.len() - 1],
+        })
+    }
+}
+
 /// Replaces the section between `start` and `end` in `docs/benchmarks.md` (or appends it).
 pub(crate) fn write_section(root: &Path, start: &str, end: &str, section: &str) -> Result<()> {
     let doc = root.join("docs").join("benchmarks.md");

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::bench::Spread;
 use anyhow::{Context, Result, bail};
 
 use crate::{cargo, step};
@@ -46,28 +47,6 @@ const TARGET_RATIO: f64 = 1.2;
 const BRIDGE: &str = "bridge";
 const DIRECT: &str = "direct";
 const PTY: &str = "pty";
-
-/// Median and range of one quantity over the rounds.
-#[derive(Debug, Clone, Copy)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut values: Vec<f64>) -> Result<Spread> {
-        if values.is_empty() {
-            bail!("no samples");
-        }
-        values.sort_by(f64::total_cmp);
-        Ok(Spread {
-            median: values[values.len() / 2],
-            min: values[0],
-            max: values[values.len() - 1],
-        })
-    }
-}
 
 /// What the example printed, by path and message size, in round order.
 #[derive(Debug, Default)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench::Spread;
 use crate::bench_runtime::{ProcMemory, proc_memory};
 use crate::device::{Api, Daemon, Scratch, Warden};
 
@@ -39,7 +40,8 @@ struct Row {
     build: Duration,
     wasm_bytes: u64,
     code_bytes: u64,
-    start: Vec<Duration>,
+    /// Start request to first line, ms.
+    start: Spread,
     memory: ProcMemory,
 }
 
@@ -93,9 +95,11 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         for round in 0..=ROUNDS {
             api.call("POST", &format!("/apps/{id}/stop"))?;
             api.wait_state(&id, &["stopped"])?;
-            let took = first_line_after_start(&api, &id)?;
+            // The first line the app itself writes, on any stream.
+            let (took, _) =
+                api.start_until_line(&id, api.last_seq(&id)?, |stream| stream != "supervisor")?;
             if round > 0 {
-                start.push(took);
+                start.push(took.as_secs_f64() * 1000.0);
             }
             if round == ROUNDS {
                 std::thread::sleep(SETTLE);
@@ -103,14 +107,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             }
         }
         api.call("DELETE", &format!("/apps/{id}?storage=wipe"))?;
-        start.sort_unstable();
         rows.push(Row {
             language,
             sample,
             build,
             wasm_bytes: std::fs::metadata(&wasm)?.len(),
             code_bytes,
-            start,
+            start: Spread::of(start)?,
             memory: memory.context("no memory reading")?,
         });
     }
@@ -186,35 +189,6 @@ fn code_size(state: &Path, before: &[PathBuf], sample: &str) -> Result<u64> {
     }
 }
 
-/// Starts `id` and returns the time from the start request to its first line (any stream but
-/// the supervisor's).
-fn first_line_after_start(api: &Api, id: &str) -> Result<Duration> {
-    let logs = api.call("GET", &format!("/apps/{id}/logs"))?;
-    let mut after = logs["lines"]
-        .as_array()
-        .and_then(|l| l.last())
-        .and_then(|l| l["seq"].as_u64())
-        .unwrap_or(0);
-    let started = Instant::now();
-    api.call("POST", &format!("/apps/{id}/start"))?;
-    let deadline = started + Duration::from_secs(60);
-    loop {
-        let answer = api.call(
-            "GET",
-            &format!("/apps/{id}/logs?after={after}&wait_ms=5000"),
-        )?;
-        for line in answer["lines"].as_array().into_iter().flatten() {
-            after = line["seq"].as_u64().unwrap_or(after);
-            if line["stream"] != "supervisor" {
-                return Ok(started.elapsed());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{id} printed nothing within 60 s of its start");
-        }
-    }
-}
-
 fn render(rows: &[Row]) -> String {
     let (model, cores, _) = crate::bench::cpu();
     let reference = &rows[0];
@@ -224,7 +198,6 @@ fn render(rows: &[Row]) -> String {
         r if r < 10.0 => format!("{r:.1}×"),
         r => format!("{r:.0}×"),
     };
-    let median = |r: &Row| r.start[r.start.len() / 2];
     let mut out = format!(
         "{START}\n## Apps per language (`cargo xtask bench samples`)\n\nMeasured on {} ({} logical CPUs). Built and run as a \
          developer does: `warden app build` (cold: nothing of the app cached), installed on \
@@ -249,10 +222,10 @@ fn render(rows: &[Row]) -> String {
             ratio(r.wasm_bytes as f64, reference.wasm_bytes as f64),
             r.code_bytes.div_ceil(1024),
             ratio(r.code_bytes as f64, reference.code_bytes as f64),
-            median(r).as_secs_f64() * 1000.0,
-            r.start[0].as_secs_f64() * 1000.0,
-            r.start[r.start.len() - 1].as_secs_f64() * 1000.0,
-            ratio(median(r).as_secs_f64(), median(reference).as_secs_f64()),
+            r.start.median,
+            r.start.min,
+            r.start.max,
+            ratio(r.start.median, reference.start.median),
             r.memory.rss as f64 / 1024.0,
             r.memory.pss as f64 / 1024.0,
             ratio(r.memory.pss as f64, reference.memory.pss as f64),

@@ -335,7 +335,19 @@ impl Api {
 
     /// Starts `id` and waits for its first stdout line after log sequence `after`; returns the
     /// time from sending the start request to receiving that line, and the line's sequence.
-    pub(crate) fn cold_start(&self, id: &str, mut after: u64) -> Result<(Duration, u64)> {
+    pub(crate) fn cold_start(&self, id: &str, after: u64) -> Result<(Duration, u64)> {
+        self.start_until_line(id, after, |stream| stream == "stdout")
+    }
+
+    /// Starts `id` and waits (up to 30 s) for its first line after log sequence `after` on a
+    /// stream `counts` accepts; returns the time from sending the start request to receiving
+    /// that line, and the line's sequence.
+    pub(crate) fn start_until_line(
+        &self,
+        id: &str,
+        mut after: u64,
+        counts: impl Fn(&str) -> bool,
+    ) -> Result<(Duration, u64)> {
         let started = Instant::now();
         self.call("POST", &format!("/apps/{id}/start"))?;
         let deadline = started + Duration::from_secs(30);
@@ -346,7 +358,7 @@ impl Api {
             )?;
             for line in answer["lines"].as_array().into_iter().flatten() {
                 after = line["seq"].as_u64().unwrap_or(after);
-                if line["stream"] == "stdout" {
+                if line["stream"].as_str().is_some_and(&counts) {
                     return Ok((started.elapsed(), after));
                 }
             }
