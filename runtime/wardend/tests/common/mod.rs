@@ -131,6 +131,34 @@ pub fn pack(f: &Fixture, manifest: &str, version: u64, precompiled: Option<&[u8]
     pack_code(f, manifest, version, COMPONENT, precompiled)
 }
 
+/// A package of `kind` whose one payload, `code`, is the entry `entry` (the manifest's
+/// `EntryPoint` without its leading `/`), signed by `key`.
+pub fn pack_entry(
+    kind: PackageKind,
+    key: &PrivateKey,
+    manifest: &str,
+    version: u64,
+    code: &[u8],
+    entry: &str,
+) -> Vec<u8> {
+    let request = PackRequest {
+        kind,
+        manifest_text: manifest,
+        version,
+        payloads: vec![PayloadInput {
+            name: entry.into(),
+            role: PayloadRole::Entry,
+            target: None,
+            engine: None,
+            source: &code,
+        }],
+        limits: Limits::default(),
+    };
+    let mut out = Vec::new();
+    package::pack(&request, key, &mut out).unwrap();
+    out
+}
+
 /// Packs `code` as the entry `bin/app.wasm`.
 pub fn pack_code(
     f: &Fixture,

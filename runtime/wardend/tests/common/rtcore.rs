@@ -2,11 +2,11 @@
 //! manifests, and `kind: rtcore` packages.
 
 use warden_policy::keys::{KeyRole, PrivateKey};
-use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
+use warden_policy::package::PackageKind;
 
 use std::path::PathBuf;
 
-use super::{Fixture, fixture_with_keys, repo};
+use super::{Fixture, fixture_with_keys, pack_entry, repo};
 
 // xtask's build of the firmware samples (std and anyhow only), used when `cargo xtask test`
 // did not hand their paths over.
@@ -107,20 +107,5 @@ pub fn pack_rt_as(
     elf: &[u8],
     entry: &str,
 ) -> Vec<u8> {
-    let request = PackRequest {
-        kind: PackageKind::Rtcore,
-        manifest_text: manifest,
-        version,
-        payloads: vec![PayloadInput {
-            name: entry.into(),
-            role: PayloadRole::Entry,
-            target: None,
-            engine: None,
-            source: &elf,
-        }],
-        limits: Limits::default(),
-    };
-    let mut out = Vec::new();
-    package::pack(&request, key, &mut out).unwrap();
-    out
+    pack_entry(PackageKind::Rtcore, key, manifest, version, elf, entry)
 }

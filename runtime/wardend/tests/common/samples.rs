@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-use warden_policy::package::{self, Limits, PackRequest, PackageKind, PayloadInput, PayloadRole};
+use warden_policy::package::PackageKind;
 
 use super::daemon::Daemon;
-use super::{Fixture, repo};
+use super::{Fixture, pack_entry, repo};
 
 /// The built component (or module) of the sample `name`: `$WARDEN_SAMPLES/<name>.wasm` (what
 /// `cargo xtask test` built), else built here with `cargo xtask samples <name>` once per test
@@ -61,20 +61,5 @@ pub fn pack(f: &Fixture, manifest: &str, version: u64, code: &[u8]) -> Vec<u8> {
         .as_str()
         .unwrap()
         .trim_start_matches('/');
-    let request = PackRequest {
-        kind: PackageKind::App,
-        manifest_text: manifest,
-        version,
-        payloads: vec![PayloadInput {
-            name: entry.into(),
-            role: PayloadRole::Entry,
-            target: None,
-            engine: None,
-            source: &code,
-        }],
-        limits: Limits::default(),
-    };
-    let mut out = Vec::new();
-    package::pack(&request, &f.app_key, &mut out).unwrap();
-    out
+    pack_entry(PackageKind::App, &f.app_key, manifest, version, code, entry)
 }
