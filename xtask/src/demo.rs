@@ -46,6 +46,8 @@ const SENSOR_ADDRESS: u16 = 0x48;
 const POTENTIOMETER: &str = "POTENTIOMETER_ADC";
 /// The SPI bus of the LSM6DS3 motion sensor (chip select 0), whose temperature telemetry sends.
 const MOTION_BUS: &str = "SENSOR_SPI";
+/// How much of each app's output the demo keeps (the checks look at the last minute or two).
+const OUTPUT_KEPT: usize = 64 * 1024;
 /// How long `--once` gives each app to show it works.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -353,8 +355,8 @@ struct Board {
     socket: PathBuf,
     uart: std::fs::File,
     uart_pending: Vec<u8>,
-    /// Each app's output so far (stdout and stderr lines), and the last sequence number read.
-    logs: BTreeMap<String, (u64, Vec<String>)>,
+    /// The sequence number of the last log line read, per app.
+    read_to: BTreeMap<String, u64>,
     snapshot: Snapshot,
 }
 
@@ -362,6 +364,8 @@ struct Board {
 #[derive(Default)]
 struct Snapshot {
     apps: Vec<Value>,
+    /// Each app's output (its stdout and stderr lines, one per line), the latest
+    /// [`OUTPUT_KEPT`] bytes of it.
     outputs: BTreeMap<String, String>,
     led_high: bool,
     led_low: bool,
@@ -413,7 +417,7 @@ impl Board {
             socket: socket.to_path_buf(),
             uart: file,
             uart_pending: Vec::new(),
-            logs: BTreeMap::new(),
+            read_to: BTreeMap::new(),
             snapshot: Snapshot {
                 temperature_c: 25.0,
                 ..Snapshot::default()
@@ -482,19 +486,33 @@ impl Board {
             .filter_map(|a| a["id"].as_str().map(str::to_owned))
             .collect();
         for id in ids {
-            let (after, lines) = self.logs.entry(id.clone()).or_default();
+            let after = self.read_to.entry(id.clone()).or_default();
             let new = client::call(
                 &self.socket,
                 "GET",
                 &format!("/apps/{id}/logs?after={after}"),
             )?;
+            let output = self.snapshot.outputs.entry(id).or_default();
             for line in new["lines"].as_array().into_iter().flatten() {
                 *after = (*after).max(line["seq"].as_u64().unwrap_or(*after));
                 if line["stream"] != "supervisor" {
-                    lines.push(line["text"].as_str().unwrap_or_default().to_owned());
+                    if !output.is_empty() {
+                        output.push('\n');
+                    }
+                    output.push_str(line["text"].as_str().unwrap_or_default());
                 }
             }
-            self.snapshot.outputs.insert(id, lines.join("\n"));
+            // A live demo runs for hours: keep the latest lines, from a line's start.
+            if output.len() > OUTPUT_KEPT {
+                let cut = output.len() - OUTPUT_KEPT / 2;
+                // By bytes: a newline byte is never inside a character, so `start` is a
+                // character boundary.
+                let start = output.as_bytes()[cut..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(output.len(), |n| cut + n + 1);
+                output.drain(..start);
+            }
         }
         let led = self.call("GET", &format!("/sim/gpio/{LED}"))?;
         let led = led["level"].as_str().unwrap_or("-").to_owned();
