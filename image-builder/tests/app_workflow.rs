@@ -49,7 +49,7 @@ fn warden(dir: &Path, args: &[&str]) -> Output {
 
 /// New, build, run: the three commands of every getting-started guide.
 fn workflow(lang: &str, expect_in_log: &str) {
-    if !nix_is_root() {
+    if !is_root() {
         panic!("this test runs the real supervisor and sandbox: run it as root");
     }
     prepare();
@@ -82,7 +82,7 @@ fn workflow(lang: &str, expect_in_log: &str) {
     assert!(left.is_empty(), "scratch directories left: {left:?}");
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
