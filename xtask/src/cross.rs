@@ -345,7 +345,7 @@ struct Sample {
 
 /// `cargo SUBCOMMAND` for the armv7 target: the pinned toolchain, or Debian's rustc-web building
 /// the standard library itself when rustup could not add the target.
-fn arm_cargo(root: &Path, toolchain: ArmToolchain, subcommand: &str) -> Command {
+pub(crate) fn arm_cargo(root: &Path, toolchain: ArmToolchain, subcommand: &str) -> Command {
     match toolchain {
         ArmToolchain::Rustup => {
             let mut cmd = cargo(root);
@@ -375,7 +375,7 @@ fn qemu(program: &Path) -> Command {
 }
 
 /// Runs `cmd`, fails with its stderr if it fails, returns its trimmed stdout.
-fn output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {}", render(cmd)))?;

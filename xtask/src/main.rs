@@ -33,6 +33,7 @@ mod guests;
 mod samples;
 mod sdk;
 mod setup;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,6 +48,7 @@ fn main() -> Result<()> {
         Some("demo") => demo::run(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("cross") => cross::run(&root, &args[1..]),
+        Some("vm") => vm::run(&root, &args[1..]),
         Some("wit") => warden_wit::run(&root, &args[1..]),
         Some("sdk") => sdk::run(&root, &args[1..]),
         Some("samples") => samples::run(&root, &args[1..]),
@@ -83,7 +85,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job: the sample fleet live on the simulated board (--once: headless check)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore|samples]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  sdk                  write the SDK (target/sdk): WIT tree, C bindings, Python and JS tools\n  samples [NAME...]    build the sample apps with `warden app build` into target/samples\n  firmware             build the real-time firmware samples into target/firmware"
+                "usage: cargo xtask <command>\n\n  test                 formatting, clippy, all tests, demo, short fuzzing\n  demo [--once]        the main job: the sample fleet live on the simulated board (--once: headless check)\n  fuzz [--seconds N] [TARGET...]   run fuzz targets for N seconds each\n  bench [package|runtime|devices|network|intercore|samples]   measure and write docs/benchmarks.md\n  cross [--write-docs] build wardend + the Pulley worker for armv7, run samples under qemu-arm\n  vm                   the escape suite and wardend with real device drivers on an ARM kernel (QEMU i.MX6UL)\n  wit [--out DIR]      write the app world's WIT tree (default target/wit) for SDK generators\n  sdk                  write the SDK (target/sdk): WIT tree, C bindings, Python and JS tools\n  samples [NAME...]    build the sample apps with `warden app build` into target/samples\n  firmware             build the real-time firmware samples into target/firmware"
             );
             bail!("no command given")
         }
@@ -156,6 +158,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     // The armv7 (Cortex-A7) build and its run under qemu-arm: a release build of wasmtime
     // for armv7 (about 3 minutes cold on 2 cores, incremental afterwards).
     cross::run(root, &[])?;
+    vm::run(root, &[])?;
     demo::run(root, &["--once".to_owned()])?;
     if fuzz_seconds > 0 {
         fuzz::run(root, &["--seconds".to_owned(), fuzz_seconds.to_string()])?;

@@ -415,15 +415,17 @@ fn exhaust_fds() -> Outcome {
     }
 }
 
-/// Maps and touches memory, 4 MiB at a time, up to 8 GiB.
+/// Maps and touches memory, 4 MiB at a time, up to 8 GiB (on a 32-bit device the address
+/// space ends first, at about 3 GiB).
 fn exhaust_memory() -> Outcome {
     const CHUNK: usize = 4 << 20;
-    let mut total = 0usize;
-    while total < (8 << 30) {
+    const LIMIT: u64 = 8 << 30;
+    let mut total = 0u64;
+    while total < LIMIT {
         match raw::mmap_anon(CHUNK, libc::PROT_READ | libc::PROT_WRITE) {
             Ok(addr) => {
                 raw::touch(addr, CHUNK, 0x5a);
-                total += CHUNK;
+                total += CHUNK as u64;
             }
             Err(errno) => {
                 return Outcome::Failed {

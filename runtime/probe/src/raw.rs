@@ -5,11 +5,46 @@
 use std::ffi::{CStr, c_long};
 use std::os::fd::RawFd;
 
+/// `newfstatat` is `fstatat64` on 32-bit ARM.
+#[cfg(not(target_arch = "arm"))]
+const SYS_FSTATAT: c_long = libc::SYS_newfstatat;
+#[cfg(target_arch = "arm")]
+const SYS_FSTATAT: c_long = libc::SYS_fstatat64;
+
+/// `fcntl` with 64-bit file locks is `fcntl64` on 32-bit ARM, the call libc (and so a worker)
+/// makes there.
+#[cfg(not(target_arch = "arm"))]
+const SYS_FCNTL: c_long = libc::SYS_fcntl;
+#[cfg(target_arch = "arm")]
+const SYS_FCNTL: c_long = libc::SYS_fcntl64;
+
+/// `mmap` takes its offset in pages (`mmap2`) on 32-bit ARM.
+#[cfg(not(target_arch = "arm"))]
+const SYS_MMAP: c_long = libc::SYS_mmap;
+#[cfg(target_arch = "arm")]
+const SYS_MMAP: c_long = libc::SYS_mmap2;
+
+/// A number the kernel reads as a `long` (32 bits on armv7): a variadic `syscall()` argument
+/// must have exactly that width, or the arguments after it land in the wrong registers.
+fn long(value: i64) -> Result<c_long, i32> {
+    c_long::try_from(value).map_err(|_| libc::EINVAL)
+}
+
+/// An address from [`mmap_anon`], as the pointer-sized argument the kernel takes.
+fn address(addr: i64) -> Result<usize, i32> {
+    usize::try_from(addr).map_err(|_| libc::EINVAL)
+}
+
 /// The kernel's answer: a non-negative return value, or the errno.
 pub(crate) type SysResult = Result<i64, i32>;
 
+// `c_long` is `i64` on x86_64 (the conversion does nothing there) and `i32` on armv7.
+#[allow(clippy::useless_conversion)]
 fn check(ret: c_long) -> SysResult {
-    if ret < 0 {
+    let ret = i64::from(ret);
+    // libc's `syscall()` answers -1 and sets errno on failure; any other value is the kernel's
+    // result, negative ones included (a 32-bit address above 2 GiB is a negative `c_long`).
+    if ret == -1 {
         Err(std::io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EINVAL))
@@ -24,17 +59,17 @@ pub(crate) fn openat(dirfd: RawFd, path: &CStr, flags: i32, mode: u32) -> SysRes
     check(unsafe { libc::syscall(libc::SYS_openat, dirfd, path.as_ptr(), flags, mode) })
 }
 
-/// `newfstatat(AT_FDCWD, path)`, discarding the result.
+/// `newfstatat(AT_FDCWD, path)` (`fstatat64` on ARM), discarding the result.
 pub(crate) fn stat(path: &CStr) -> SysResult {
-    // SAFETY: an all-zero stat is valid.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path string, writable stat.
+    // Larger than either architecture's `struct stat` / `stat64` (144 and 104 bytes).
+    let mut st = [0u64; 32];
+    // SAFETY: valid path string, a writable buffer larger than the kernel's struct.
     check(unsafe {
         libc::syscall(
-            libc::SYS_newfstatat,
+            SYS_FSTATAT,
             libc::AT_FDCWD,
             path.as_ptr(),
-            &mut st as *mut libc::stat,
+            st.as_mut_ptr(),
             0,
         )
     })
@@ -52,10 +87,12 @@ pub(crate) fn write(fd: RawFd, buf: &[u8]) -> SysResult {
     check(unsafe { libc::syscall(libc::SYS_write, fd, buf.as_ptr(), buf.len()) })
 }
 
-/// `pwrite64(fd, buf, offset)`.
+/// `pwrite64(fd, buf, offset)`, through libc: on 32-bit ARM the kernel takes the 64-bit
+/// offset in an aligned register pair, which libc's wrapper arranges.
 pub(crate) fn pwrite(fd: RawFd, buf: &[u8], offset: i64) -> SysResult {
     // SAFETY: `buf` is readable for its length.
-    check(unsafe { libc::syscall(libc::SYS_pwrite64, fd, buf.as_ptr(), buf.len(), offset) })
+    let ret = unsafe { libc::pwrite64(fd, buf.as_ptr().cast(), buf.len(), offset) };
+    check(c_long::try_from(ret).unwrap_or(-1))
 }
 
 /// `close(fd)` of a descriptor this probe created and nothing else owns.
@@ -283,7 +320,7 @@ pub(crate) fn fchmodat(dirfd: RawFd, path: &CStr, mode: u32) -> SysResult {
 /// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`.
 pub(crate) fn dup(fd: RawFd) -> SysResult {
     // SAFETY: integer arguments only.
-    check(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 0) })
+    check(unsafe { libc::syscall(SYS_FCNTL, fd, libc::F_DUPFD_CLOEXEC, 0) })
 }
 
 /// `prctl(PR_GET_NO_NEW_PRIVS)`.
@@ -295,9 +332,9 @@ pub(crate) fn get_no_new_privs() -> SysResult {
 /// Anonymous read-write mapping of `len` bytes; returns its address.
 pub(crate) fn mmap_anon(len: usize, prot: i32) -> SysResult {
     // SAFETY: a new private anonymous mapping touches no existing memory.
-    check(unsafe {
+    let ret = unsafe {
         libc::syscall(
-            libc::SYS_mmap,
+            SYS_MMAP,
             0usize,
             len,
             prot,
@@ -305,7 +342,9 @@ pub(crate) fn mmap_anon(len: usize, prot: i32) -> SysResult {
             -1,
             0usize,
         )
-    })
+    };
+    // The address as an unsigned number: above 2 GiB it is a negative `c_long` on armv7.
+    check(ret).map(|_| ret as usize as i64)
 }
 
 /// Writes `byte` at every page of a mapping made by [`mmap_anon`] (read-write, `len` bytes).
@@ -319,12 +358,14 @@ pub(crate) fn touch(addr: i64, len: usize, byte: u8) {
 
 /// `mprotect(addr, len, prot)` of a mapping made by [`mmap_anon`].
 pub(crate) fn mprotect(addr: i64, len: usize, prot: i32) -> SysResult {
+    let addr = address(addr)?;
     // SAFETY: changes protection of a mapping this probe created and no Rust reference covers.
     check(unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) })
 }
 
 /// `munmap(addr, len)` of a mapping made by [`mmap_anon`].
 pub(crate) fn munmap(addr: i64, len: usize) -> SysResult {
+    let addr = address(addr)?;
     // SAFETY: unmaps a mapping this probe created and no Rust reference covers.
     check(unsafe { libc::syscall(libc::SYS_munmap, addr, len) })
 }
@@ -333,7 +374,7 @@ pub(crate) fn munmap(addr: i64, len: usize) -> SysResult {
 pub(crate) fn sleep_nanos(nanos: i64) -> SysResult {
     let request = libc::timespec {
         tv_sec: 0,
-        tv_nsec: nanos,
+        tv_nsec: long(nanos)?,
     };
     // SAFETY: a valid timespec, null remainder.
     let ret = unsafe {
@@ -365,7 +406,7 @@ pub(crate) fn futex(
     if let Some(nanos) = nanos {
         // SAFETY: writes the current time into a valid timespec.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut deadline) };
-        deadline.tv_nsec += nanos;
+        deadline.tv_nsec += long(nanos)?;
         deadline.tv_sec += deadline.tv_nsec / 1_000_000_000;
         deadline.tv_nsec %= 1_000_000_000;
     }
@@ -389,6 +430,8 @@ pub(crate) fn futex(
 }
 
 /// `clock_gettime(CLOCK_MONOTONIC)` as the raw syscall (not the vDSO); returns seconds.
+// `time_t` is `i64` on x86_64 (the conversion does nothing there) and `i32` on armv7.
+#[allow(clippy::useless_conversion)]
 pub(crate) fn monotonic_seconds() -> SysResult {
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -402,14 +445,14 @@ pub(crate) fn monotonic_seconds() -> SysResult {
             &mut now as *mut libc::timespec,
         )
     })
-    .map(|_| now.tv_sec)
+    .map(|_| i64::from(now.tv_sec))
 }
 
 /// `setitimer(ITIMER_REAL, seconds)`; 0 cancels.
 pub(crate) fn setitimer(seconds: i64) -> SysResult {
     // SAFETY: an all-zero itimerval is valid.
     let mut value: libc::itimerval = unsafe { std::mem::zeroed() };
-    value.it_value.tv_sec = seconds;
+    value.it_value.tv_sec = long(seconds)?;
     // SAFETY: valid itimerval pointer, null old value.
     check(unsafe {
         libc::syscall(
@@ -429,7 +472,7 @@ pub(crate) fn own_code_address() -> i64 {
 /// Sets `SO_RCVTIMEO` on a socket (for the test harness: a hung probe must not hang the test).
 pub fn set_recv_timeout(fd: RawFd, seconds: i64) -> std::io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: seconds,
+        tv_sec: long(seconds).map_err(std::io::Error::from_raw_os_error)?,
         tv_usec: 0,
     };
     // SAFETY: a valid timeval of the stated size.
