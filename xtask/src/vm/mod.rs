@@ -278,7 +278,7 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
-echo "vm: kernel $(uname -r) $(uname -m): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+echo "vm: kernel $(uname -r) $(uname -m): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 for m in /lib/modules/*.ko; do insmod $m || echo "vm: insmod $m failed"; done
 for i in $(seq 100); do [ -e /dev/gpiochip2 ] && [ -e /dev/i2c-0 ] && break; sleep 0.1; done
 echo "vm: escape suite begins"
@@ -325,40 +325,23 @@ impl Debian {
                 "let apt fetch armhf packages (the kernel and busybox, not installed)",
                 Command::new("dpkg").args(["--add-architecture", "armhf"]),
             )?;
-            step(
-                "apt-get update",
-                Command::new("apt-get").args(["update", "-qq"]),
-            )?;
+            crate::setup::apt_update()?;
         }
-        // The metapackage names the current kernel ABI (linux-image-6.1.0-NN-armmp).
-        let depends =
-            output(Command::new("apt-cache").args(["depends", "linux-image-armmp:armhf"]))?;
-        let package = depends
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Depends: "))
-            .map(|p| p.trim_end_matches(":armhf").to_owned())
-            .with_context(|| format!("apt-cache depends linux-image-armmp:armhf: {depends}"))?;
-        let release = package
-            .strip_prefix("linux-image-")
-            .with_context(|| format!("unexpected kernel package {package}"))?
-            .to_owned();
         let tree = dir.join("debian");
-        let vmlinuz = tree.join(format!("boot/vmlinuz-{release}"));
         let busybox = tree.join("bin/busybox");
-        if !vmlinuz.exists() || !busybox.exists() {
+        let mut release = kernel_release()?;
+        if !tree.join(format!("boot/vmlinuz-{release}")).exists() || !busybox.exists() {
             let debs = dir.join("debs");
-            if debs.exists() {
-                std::fs::remove_dir_all(&debs)?;
+            if !download(&debs, &release)? {
+                // Lists older than the archive name a kernel it no longer has: refresh, retry.
+                crate::setup::apt_update()?;
+                release = kernel_release()?;
+                if !download(&debs, &release)? {
+                    bail!(
+                        "apt-get download of linux-image-{release}:armhf and busybox-static failed"
+                    );
+                }
             }
-            std::fs::create_dir_all(&debs)?;
-            step(
-                "download the armmp kernel and busybox (armhf)",
-                Command::new("apt-get")
-                    .current_dir(&debs)
-                    .args(["download", "-q"])
-                    .arg(format!("{package}:armhf"))
-                    .arg("busybox-static:armhf"),
-            )?;
             for deb in std::fs::read_dir(&debs)? {
                 let deb = deb?.path();
                 step(
@@ -367,6 +350,7 @@ impl Debian {
                 )?;
             }
         }
+        let vmlinuz = tree.join(format!("boot/vmlinuz-{release}"));
         let debian = Debian {
             dtb: tree.join(format!("usr/lib/linux-image-{release}/{DTB}")),
             modules: tree.join(format!("lib/modules/{release}/kernel")),
@@ -380,6 +364,37 @@ impl Debian {
         }
         Ok(debian)
     }
+}
+
+/// The kernel release Debian's `linux-image-armmp:armhf` metapackage depends on now
+/// (`6.1.0-NN-armmp`: the ABI number moves with Debian's kernel updates).
+fn kernel_release() -> Result<String> {
+    let depends = output(Command::new("apt-cache").args(["depends", "linux-image-armmp:armhf"]))?;
+    depends
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: linux-image-"))
+        .map(|p| p.trim_end_matches(":armhf").to_owned())
+        .with_context(|| {
+            format!("apt-cache depends linux-image-armmp:armhf named no kernel: {depends}")
+        })
+}
+
+/// Downloads the kernel of `release` and busybox into a fresh `debs`; false if apt could not.
+fn download(debs: &Path, release: &str) -> Result<bool> {
+    if debs.exists() {
+        std::fs::remove_dir_all(debs)?;
+    }
+    std::fs::create_dir_all(debs)?;
+    let mut cmd = Command::new("apt-get");
+    cmd.current_dir(debs)
+        .args(["download", "-q"])
+        .arg(format!("linux-image-{release}:armhf"))
+        .arg("busybox-static:armhf");
+    println!(
+        "\n==> download the armmp kernel and busybox (armhf): {}",
+        render(&cmd)
+    );
+    Ok(cmd.status().context("cannot run apt-get")?.success())
 }
 
 /// The escape suite's test binary and the probe it starts, both armv7.
