@@ -464,13 +464,16 @@ fn landlock(storage: Option<BorrowedFd<'_>>) -> Result<String, ConfineError> {
     }
     // no_new_privs is step 5's job, not landlock's.
     let status = ruleset.no_new_privs(false).restrict_self().map_err(err)?;
-    let kernel = match status.landlock {
+    let (kernel, handled) = match status.landlock {
         LandlockStatus::Available {
             effective_abi,
             kernel_abi,
-        } => kernel_abi.map_or_else(|| effective_abi.to_string(), |v| v.to_string()),
-        LandlockStatus::NotEnabled => "none (landlock not enabled at boot)".into(),
-        LandlockStatus::NotImplemented => "none (kernel without landlock)".into(),
+        } => (
+            kernel_abi.map_or_else(|| effective_abi.to_string(), |v| v.to_string()),
+            handled_at(effective_abi),
+        ),
+        LandlockStatus::NotEnabled => ("none (landlock not enabled at boot)".into(), String::new()),
+        LandlockStatus::NotImplemented => ("none (kernel without landlock)".into(), String::new()),
     };
     let enforced = match status.ruleset {
         RulesetStatus::FullyEnforced => "fully enforced",
@@ -489,8 +492,64 @@ fn landlock(storage: Option<BorrowedFd<'_>>) -> Result<String, ConfineError> {
         None => "no rule: no path is reachable".into(),
     };
     Ok(format!(
-        "{enforced}: kernel ABI {kernel}, rights of ABI {} requested; every filesystem right, \
-         TCP bind/connect, abstract-unix-socket and signal scopes handled; {rule}",
+        "{enforced}: kernel ABI {kernel}, rights of ABI {} requested; {handled}; {rule}",
         LANDLOCK_ABI as i32
     ))
+}
+
+/// What a ruleset handles on a kernel whose landlock is `abi`, in words: an older kernel
+/// handles fewer rights, and the report must not claim the ones it does not.
+fn handled_at(abi: ABI) -> String {
+    let fs = if AccessFs::from_all(abi) == AccessFs::from_all(LANDLOCK_ABI) {
+        "every filesystem right".to_owned()
+    } else {
+        format!("the filesystem rights of ABI {}", abi as i32)
+    };
+    let mut handled = vec![fs];
+    let mut not = Vec::new();
+    if AccessNet::from_all(abi).is_empty() {
+        not.push("TCP bind/connect (ABI 4; the network namespace still holds)");
+    } else {
+        handled.push("TCP bind/connect".to_owned());
+    }
+    if Scope::from_all(abi).is_empty() {
+        not.push("abstract-unix-socket and signal scopes (ABI 6; the namespaces still hold)");
+    } else {
+        handled.push("abstract-unix-socket and signal scopes".to_owned());
+    }
+    let mut words = format!("handled: {}", handled.join(", "));
+    if !not.is_empty() {
+        words.push_str(&format!("; not handled by this kernel: {}", not.join(", ")));
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_landlock_report_names_only_what_the_kernel_handles() {
+        let newest = handled_at(LANDLOCK_ABI);
+        assert_eq!(
+            newest,
+            "handled: every filesystem right, TCP bind/connect, abstract-unix-socket and signal \
+             scopes"
+        );
+        // Linux 6.1 (Debian 12's armmp kernel, `cargo xtask vm`) has ABI 2.
+        let old = handled_at(ABI::V2);
+        assert!(
+            old.starts_with(
+                "handled: the filesystem rights of ABI 2; not handled by this kernel: TCP"
+            ),
+            "{old}"
+        );
+        assert!(old.contains("signal scopes (ABI 6"), "{old}");
+        let tcp_only = handled_at(ABI::V4);
+        assert!(
+            tcp_only.contains("TCP bind/connect; not handled"),
+            "{tcp_only}"
+        );
+        assert!(!tcp_only.contains("TCP bind/connect (ABI 4"), "{tcp_only}");
+    }
 }
