@@ -241,7 +241,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let (data, direction) = seen.gpio.unwrap_or_default();
     println!(
         "\nxtask vm: on Linux {} ({MACHINE}): the escape suite passed ({}); wardend ran \
-         device-probe confined on the gpio-mxc, i2c-imx and i.MX serial drivers (GPIO3 data \
+         device-probe confined on the gpio-mxc, i2c-imx, spi-gpio and i.MX serial drivers (GPIO3 data \
          {data:#010x}, direction {direction:#010x} while it held its lines; the UART carried \
          {:?} out and {UART_REPLY:?} back)",
         seen.kernel.trim(),
@@ -281,6 +281,11 @@ ip link set lo up
 echo "vm: kernel $(uname -r) $(uname -m): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 for m in /lib/modules/*.ko; do insmod $m || echo "vm: insmod $m failed"; done
 for i in $(seq 100); do [ -e /dev/gpiochip2 ] && [ -e /dev/i2c-0 ] && break; sleep 0.1; done
+# The EVK's bit-banged SPI bus carries a 74HC595 no driver here claims: spidev takes it.
+for d in /sys/bus/spi/devices/spi*; do
+  [ -e $d/driver ] || {{ echo spidev >$d/driver_override; echo ${{d##*/}} >/sys/bus/spi/drivers/spidev/bind; }}
+done
+echo "vm: spi devices: $(ls /dev/spidev* 2>&1)"
 echo "vm: escape suite begins"
 /usr/bin/escape-suite --test-threads=1
 echo "vm: escape suite exit $?"
@@ -629,6 +634,9 @@ impl Seen {
             "i2c-write ok",
             "i2c-write-read ok 2a80",
             "i2c-write-read ok 00",
+            "spi-write ok",
+            // Nothing drives MISO: the bit-banged master samples a low line.
+            "spi-read ok 00",
             "uart-write ok",
             "uart-flush ok",
             "uart-read ok \"pong",
