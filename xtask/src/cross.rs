@@ -73,46 +73,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             ]),
     )?;
 
-    // The host's worker (with Cranelift) precompiles and names the engine.
-    step(
-        "build the host worker (the precompiler)",
-        cargo(root).args(["build", "--locked", "-p", "warden-worker"]),
-    )?;
-    let host_worker = root.join("target/debug/warden-worker");
-    let fingerprint = output(Command::new(&host_worker).args(["fingerprint", PULLEY]))?;
+    let (host_worker, fingerprint) = host_precompiler(root)?;
     println!("    pulley32 engine: {fingerprint}");
 
     let build_started = Instant::now();
-    step(
-        "build wardend for armv7",
-        arm_cargo(root, toolchain, "build").args([
-            "--locked",
-            "--release",
-            "--target",
-            TARGET,
-            "-p",
-            "wardend",
-        ]),
-    )?;
-    step(
-        "build the run-only (Pulley) worker and its emulation runner for armv7",
-        arm_cargo(root, toolchain, "build")
-            .env("WARDEN_ENGINE_FINGERPRINT", &fingerprint)
-            .args([
-                "--locked",
-                "--release",
-                "--target",
-                TARGET,
-                "-p",
-                "warden-worker",
-                "--no-default-features",
-                "--bins",
-                "--example",
-                "emulated_run",
-            ]),
-    )?;
+    let out = build_device(root, toolchain, &fingerprint)?;
     let build_time = build_started.elapsed();
-    let out = root.join("target").join(TARGET).join("release");
     let arm_worker = out.join("warden-worker");
     let arm_wardend = out.join("wardend");
     let emulated_run = out.join("examples/emulated_run");
@@ -262,6 +228,69 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     println!("\nxtask cross: the armv7 build runs both samples under qemu-arm");
     Ok(())
+}
+
+/// Builds the host's worker (with Cranelift: it precompiles for devices) and the `warden` CLI
+/// (debug), and returns the worker and the `pulley32` engine fingerprint it computes.
+pub(crate) fn host_precompiler(root: &Path) -> Result<(PathBuf, String)> {
+    step(
+        "build the host worker (the precompiler) and the warden CLI",
+        cargo(root).args([
+            "build",
+            "--locked",
+            "-p",
+            "warden-worker",
+            "-p",
+            "warden-cli",
+        ]),
+    )?;
+    let worker = root.join("target/debug/warden-worker");
+    let fingerprint = output(Command::new(&worker).args(["fingerprint", PULLEY]))?;
+    Ok((worker, fingerprint))
+}
+
+/// Builds what an armv7 device runs, `--release`: `wardend`, the `warden` CLI, and the
+/// run-only (Pulley) worker told the host's engine `fingerprint` (with `emulated_run`, its
+/// unconfined runner for qemu-user). Returns the directory they are in.
+pub(crate) fn build_device(
+    root: &Path,
+    toolchain: ArmToolchain,
+    fingerprint: &str,
+) -> Result<PathBuf> {
+    step(
+        "build wardend and the warden CLI for armv7",
+        arm_cargo(root, toolchain, "build").args([
+            "--locked",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            "wardend",
+            "-p",
+            "warden-cli",
+        ]),
+    )?;
+    step(
+        "build the run-only (Pulley) worker and its emulation runner for armv7",
+        arm_cargo(root, toolchain, "build")
+            .env("WARDEN_ENGINE_FINGERPRINT", fingerprint)
+            .args([
+                "--locked",
+                "--release",
+                "--target",
+                TARGET,
+                "-p",
+                "warden-worker",
+                "--no-default-features",
+                "--bins",
+                "--example",
+                "emulated_run",
+            ]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join(TARGET).join("release"))
 }
 
 /// Runs per sample; the median wall time is reported.

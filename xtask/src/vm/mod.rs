@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cross::{TARGET, arm_cargo, output};
+use crate::cross::{TARGET, arm_cargo, build_device, host_precompiler, output};
 use crate::device::Warden;
-use crate::{cargo, render, step};
+use crate::{render, step};
 use cpio::Cpio;
 
 /// Where downloads, the initramfs and the run's scratch files live.
@@ -88,52 +88,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let debian = Debian::fetch(&dir)?;
 
-    // The host side: the precompiler and the CLI that signs.
-    step(
-        "build the host worker (the precompiler) and the warden CLI",
-        cargo(root).args([
-            "build",
-            "--locked",
-            "-p",
-            "warden-worker",
-            "-p",
-            "warden-cli",
-        ]),
-    )?;
-    let host_worker = root.join("target/debug/warden-worker");
-    let fingerprint = output(Command::new(&host_worker).args(["fingerprint", "pulley32"]))?;
-
-    // The device side, armv7.
-    step(
-        "build wardend and the warden CLI for armv7",
-        arm_cargo(root, toolchain, "build").args([
-            "--locked",
-            "--release",
-            "--target",
-            TARGET,
-            "-p",
-            "wardend",
-            "-p",
-            "warden-cli",
-        ]),
-    )?;
-    step(
-        "build the run-only (Pulley) worker for armv7",
-        arm_cargo(root, toolchain, "build")
-            .env("WARDEN_ENGINE_FINGERPRINT", &fingerprint)
-            .args([
-                "--locked",
-                "--release",
-                "--target",
-                TARGET,
-                "-p",
-                "warden-worker",
-                "--no-default-features",
-                "--bins",
-            ]),
-    )?;
+    let (host_worker, fingerprint) = host_precompiler(root)?;
+    let arm_out = build_device(root, toolchain, &fingerprint)?;
     let suite = build_escape_suite(root, toolchain)?;
-    let arm_out = target_dir(root).join(TARGET).join("release");
 
     // The app: built, precompiled for the device's engine, signed.
     let wasm = crate::guests::build_guest(root, "device-probe")?;
@@ -765,10 +722,4 @@ fn abs(path: &Path) -> Result<String> {
     path.to_str()
         .map(str::to_owned)
         .with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
 }
