@@ -230,9 +230,10 @@ fn stage2() -> String {
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /var
+# /tmp, /run and /var are on the root tmpfs already (no mount over them: the escape suite's
+# probe may have been built under /tmp, and sits at that path).
+mkdir -p /tmp /run /var
+chmod 1777 /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 echo "vm: kernel $(uname -r) $(uname -m): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
