@@ -3,7 +3,7 @@
 //! `## Package verification` section of `docs/benchmarks.md`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -53,9 +53,7 @@ pub(crate) fn run(repo_root: &Path) -> Result<()> {
     ])?;
     build(&["build", "--release", "-p", "warden-cli", "--bin", "warden"])?;
 
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root.join("target"));
+    let target = crate::target_dir(repo_root);
     let release = target.join("release");
     let work = target.join("bench").join("package-verify");
     if work.exists() {

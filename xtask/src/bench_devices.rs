@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -171,10 +171,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     )?;
     let guest = root.join("target/guests/wasm32-wasip2/release/device-bench.wasm");
     let board = root.join("buildroot-overlay/board/warden-sim/board.json");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let example = target.join("release/examples/device_bench");
+    let example = crate::target_dir(root).join("release/examples/device_bench");
     println!(
         "\n==> measure: {ROUNDS} rounds (after a warm-up) of {GPIO_CALLS} GPIO sets and \
          {UART_MIB} MiB of UART writes per loop, API and raw alternating"

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::bench::Spread;
@@ -113,10 +113,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             "intercore_bench",
         ]),
     )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let example = target.join("release/examples/intercore_bench");
+    let example = crate::target_dir(root).join("release/examples/intercore_bench");
     println!(
         "\n==> measure: {ROUNDS} rounds (after a warm-up) of {} + {} round trips and bursts of \
          {} + {} messages (16 and 496 bytes) on each path",

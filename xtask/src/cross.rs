@@ -244,7 +244,7 @@ pub(crate) fn host_precompiler(root: &Path) -> Result<(PathBuf, String)> {
             "warden-cli",
         ]),
     )?;
-    let worker = root.join("target/debug/warden-worker");
+    let worker = crate::target_dir(root).join("debug/warden-worker");
     let fingerprint = output(Command::new(&worker).args(["fingerprint", PULLEY]))?;
     Ok((worker, fingerprint))
 }
@@ -287,10 +287,7 @@ pub(crate) fn build_device(
                 "emulated_run",
             ]),
     )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join(TARGET).join("release"))
+    Ok(crate::target_dir(root).join(TARGET).join("release"))
 }
 
 /// Runs per sample; the median wall time is reported.

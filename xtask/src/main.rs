@@ -177,6 +177,13 @@ fn repo_root() -> Result<PathBuf> {
 }
 
 /// `cargo` run from the repository root, with the toolchain the root pins.
+/// Where cargo builds: `$CARGO_TARGET_DIR`, or `target/` in the repository.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
 fn cargo(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root);

@@ -110,7 +110,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         bail!("precompiled for `{precompiled}`, the device's engine is {fingerprint}");
     }
     let warden = Warden {
-        bin: root.join("target/debug/warden"),
+        bin: crate::target_dir(root).join("debug/warden"),
         verbose: false,
     };
     let (app_key, trust) = warden.keys_and_trust(&work)?;
@@ -230,9 +230,8 @@ fn stage2() -> String {
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-# /tmp, /run and /var are on the root tmpfs already (no mount over them: the escape suite's
-# probe may have been built under /tmp, and sits at that path).
-mkdir -p /tmp /run /var
+# /tmp, /run and /var are the initramfs's, on the root tmpfs (no mount over them: the escape
+# suite's probe may have been built under /tmp, and sits at that path).
 chmod 1777 /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
